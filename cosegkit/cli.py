@@ -1,0 +1,54 @@
+"""The `cosegkit` command line: `data`, `experiments`, `train`, `evaluate` and `reproduce`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+PROFILES = ("smoke", "cpu", "paper")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cosegkit",
+        description="Reproducible companion to deep metric learning papers for image co-segmentation.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+
+    from cosegkit.data.cli import add_data_subcommands
+
+    add_data_subcommands(subparsers)
+
+    try:
+        from cosegkit.train.cli import add_train_subcommands
+    except ImportError:  # the engine is optional until it lands
+        add_train_subcommands = None
+    if add_train_subcommands is not None:
+        add_train_subcommands(subparsers)
+
+    reproduce = subparsers.add_parser(
+        "reproduce", help="run every notebook in order and write tables and figures to results/"
+    )
+    reproduce.add_argument("--profile", required=True, help=f"one of {', '.join(PROFILES)}")
+    reproduce.add_argument("--data-root", default=None, help="PASCAL-VOC co-seg folder (synthetic set if absent)")
+    reproduce.add_argument("--only", default=None, help="run only the notebook whose name contains this")
+    reproduce.add_argument("--out", default="results", help="output directory (default: results/)")
+    reproduce.set_defaults(handler=_run_reproduce)
+    return parser
+
+
+def _run_reproduce(args: argparse.Namespace) -> int:
+    from cosegkit.reproduce import reproduce
+
+    return reproduce(profile=args.profile, data_root=args.data_root, only=args.only, out=args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
