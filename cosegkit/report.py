@@ -1,0 +1,122 @@
+"""Tables for the notebooks and results/: ours beside the paper's, with provenance, written as CSV and Markdown.
+
+Every table that leaves this module carries a provenance caption (profile, dataset, image size, seeds, commit,
+wall time). A row whose dataset is absent says so and how to fetch it; it never shows a number.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "Provenance",
+    "git_commit",
+    "mean_ci95",
+    "format_mean_ci",
+    "not_run_message",
+    "to_markdown",
+    "write_table",
+]
+
+
+def git_commit(repo: str | Path | None = None) -> str:
+    """The checked-out commit (short hash, ``+dirty`` when the tree has changes), or ``unknown`` outside git."""
+    repo = Path(repo) if repo else Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+@dataclass
+class Provenance:
+    """Where a number came from. ``caption()`` is printed under every table we write."""
+
+    profile: str
+    dataset: str
+    image_size: int
+    seeds: tuple[int, ...]
+    commit: str
+    wall_time_s: float | None = None
+
+    def caption(self) -> str:
+        seeds = ",".join(str(s) for s in self.seeds)
+        wall = f"; wall time {self.wall_time_s / 60:.1f} min" if self.wall_time_s is not None else ""
+        return (
+            f"Ours: profile `{self.profile}`, dataset {self.dataset}, {self.image_size}x{self.image_size} px, "
+            f"seed(s) {seeds}, commit {self.commit}{wall}."
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def mean_ci95(values) -> tuple[float, float]:
+    """Mean and the half-width of its 95% Student-t confidence interval (nan half-width for one value)."""
+    from scipy import stats
+
+    values = np.asarray(list(values), dtype=float)
+    if values.size == 0:
+        raise ValueError("mean_ci95() needs at least one value")
+    mean = float(values.mean())
+    if values.size == 1:
+        return mean, math.nan
+    half = float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size))
+    return mean, half
+
+
+def format_mean_ci(values, digits: int = 3) -> str:
+    mean, half = mean_ci95(values)
+    if math.isnan(half):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def not_run_message(dataset: str, expected_root: str | Path | None, fetch_name: str) -> str:
+    """The cell text for a row whose dataset is absent here."""
+    where = expected_root if expected_root else "(no --data-root given)"
+    return f"not run: dataset not found at {where}; `cosegkit data fetch {fetch_name} --root DIR`"
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        return f"{value:.3f}" if abs(value) < 1.5 else f"{value:.1f}"
+    return str(value).replace("|", "\\|")
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (pandas' own needs the optional ``tabulate`` package)."""
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def write_table(frame: pd.DataFrame, out_dir: str | Path, name: str, title: str, provenance: Provenance | None,
+                notes: str = "") -> Path:
+    """Write ``<out_dir>/tables/<name>.csv`` and ``.md`` (title, table, provenance caption, notes)."""
+    tables = Path(out_dir) / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(tables / f"{name}.csv", index=False)
+    parts = [f"### {title}", "", to_markdown(frame), ""]
+    if provenance is not None:
+        parts.append(provenance.caption())
+    if notes:
+        parts.append(notes)
+    markdown = tables / f"{name}.md"
+    markdown.write_text("\n".join(parts).rstrip() + "\n")
+    return markdown

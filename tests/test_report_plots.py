@@ -1,0 +1,67 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cosegkit import plots
+from cosegkit.report import Provenance, format_mean_ci, mean_ci95, not_run_message, to_markdown, write_table
+
+
+def test_mean_ci95_matches_student_t_by_hand():
+    mean, half = mean_ci95([1.0, 2.0, 3.0])
+    # std (ddof=1) = 1, t_{0.975, 2} = 4.302653, n = 3.
+    assert mean == pytest.approx(2.0)
+    assert half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    assert math.isnan(mean_ci95([0.5])[1])
+    assert format_mean_ci([0.5]) == "0.500"
+    with pytest.raises(ValueError, match="at least one"):
+        mean_ci95([])
+
+
+def test_not_run_message_names_the_path_and_the_fetch_command():
+    text = not_run_message("Internet", "/data/internet", "internet")
+    assert text.startswith("not run: dataset not found at /data/internet")
+    assert "`cosegkit data fetch internet --root DIR`" in text
+
+
+def test_write_table_writes_csv_and_markdown_with_provenance(tmp_path):
+    frame = pd.DataFrame({"method": ["ours", "paper"], "P": [93.25, 95.4], "J": [0.6234, float("nan")]})
+    provenance = Provenance("cpu", "PASCAL-VOC co-seg", 160, (0, 1), "abc123", wall_time_s=120)
+    path = write_table(frame, tmp_path, "t1", "Table 1", provenance)
+    text = path.read_text()
+    assert "| ours | 93.2 | 0.623 |" in text
+    assert "| paper | 95.4 | – |" in text
+    assert "profile `cpu`" in text and "seed(s) 0,1" in text and "commit abc123" in text and "2.0 min" in text
+    assert pd.read_csv(tmp_path / "tables" / "t1.csv").shape == (2, 3)
+
+
+def test_to_markdown_escapes_pipes():
+    assert "a\\|b" in to_markdown(pd.DataFrame({"x": ["a|b"]}))
+
+
+def test_overlay_mask_blends_only_the_masked_pixels():
+    image = np.zeros((2, 2, 3), dtype=np.uint8)
+    mask = np.array([[True, False], [False, False]])
+    out = plots.overlay_mask(image, mask, color=(200, 0, 0), alpha=0.5)
+    assert out[0, 0].tolist() == [100, 0, 0]
+    assert out[1, 1].tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match="does not match"):
+        plots.overlay_mask(image, np.zeros((3, 3), dtype=bool))
+
+
+def test_figures_are_saved_as_png(tmp_path):
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_jaccard": [0.2, 0.4],
+                            "val_precision": [0.8, 0.9]})
+    fig = plots.plot_training_curves({"with": history, "without": history})
+    path = plots.save_figure(fig, tmp_path, "curves")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(KeyError, match="no column"):
+        plots.plot_training_curves({"x": history}, metrics=("missing",))
+
+
+def test_paint_clusters_gives_each_cluster_a_colour():
+    image = np.zeros((2, 2, 3), dtype=np.uint8)
+    painted = plots.paint_clusters(image, np.array([[0, 0], [1, 1]]))
+    assert (painted[0, 0] == painted[0, 1]).all()
+    assert not (painted[0, 0] == painted[1, 0]).all()
