@@ -1,0 +1,254 @@
+"""CoSegNet: conditional siamese encoder-decoder + siamese metric network + decision network (cosegnet §3.1-3.5).
+
+- Encoder (§3.1): VGG16's 13 conv + 5 max-pool layers, shared by both images; f = 512 x 7 x 7 at 224.
+- Decoder (§3.1, Fig. 2 bottom): 5 nearest-neighbour interpolations (NNI, x2) and 13 transposed convolutions
+  (3x3, stride 1, padding 1), ReLU after all but the last, which outputs one mask logit map per image:
+
+      NNI -> cT1-3 (14^2)  NNI -> cT4-6 (28^2)  NNI -> cT7-9 (56^2)  NNI -> cT10-11 (112^2)  NNI -> cT12-13 (224^2)
+
+  The paper fixes only cT9 = 256 channels at 56^2. We give every decoder stage the width VGG16 has at the same
+  resolution - 512, 512, 256, 128, 64 for the 14^2 ... 224^2 stages - changing width at the first convT after each
+  NNI (so cT3 = 512, cT6 = 512, cT9 = 256, cT11 = 128 channels; cT13 = 1). ``width_mult`` scales these widths.
+- Metric network (§3.2): GAP over a decoder layer (cT9 by default; ``metric_layer`` selects f/cT3/cT6/cT9/cT11
+  for Table 6) -> fu, then FC128-ReLU-FC64 -> fs.
+- Decision network (§3.3): concat(fs_a, fs_b) (128) -> FC32-ReLU-FC1 (-> sigmoid: common object present).
+- Conditional training (§3.5): L1 (mask loss) is back-propagated for positive pairs only, L2/L3 for all pairs, so
+  for negative pairs no gradient reaches the decoder layers after the metric layer (cT10-13 for cT9). Passing
+  ``positive_mask`` to ``forward`` makes this structural: the mask logits of negative pairs are detached, so no
+  mask loss on them can produce a gradient anywhere.
+- Test time (§3.5): masks are multiplied by the thresholded decision (:meth:`CoSegNet.predict`).
+
+``CoSegNetBase`` is the Table 5 ablation: no metric/decision network; each decoder gets concat(f_self, f_other)
+(1024 channels for VGG16). The paper trains it on negative pairs too, with null (all-zero) target masks; that is
+the training engine's job, the model has nothing conditional.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._utils import check_image_batch, check_pair
+from .encoders import Encoder, build_encoder
+
+STAGE_DEPTHS = (3, 3, 3, 2, 2)  # convT layers after each of the 5 NNI upsamplings (13 in total)
+VGG_STAGE_WIDTHS = (512, 512, 256, 128, 64)  # VGG16 widths at strides 16, 8, 4, 2, 1
+DEFAULT_WIDTH_MULT = {"vgg16": 1.0, "resnet50": 1.0, "efficientnet_lite0": 0.25, "tiny": 0.125}
+LAYER_NAMES = tuple(f"cT{i}" for i in range(1, 14))
+METRIC_LAYERS = ("f", *LAYER_NAMES[:-1])  # Table 6 uses f, cT3, cT6, cT9, cT11
+
+
+def _stage_widths(encoder: str, width_mult: float | None, decoder_widths: Sequence[int] | None) -> tuple[int, ...]:
+    if decoder_widths is not None:
+        if width_mult is not None:
+            raise ValueError("give either width_mult or decoder_widths, not both")
+        widths = tuple(int(w) for w in decoder_widths)
+        if len(widths) != 5 or min(widths) < 1:
+            raise ValueError(f"decoder_widths must be 5 positive stage widths, got {decoder_widths}")
+        return widths
+    mult = DEFAULT_WIDTH_MULT.get(encoder, 1.0) if width_mult is None else float(width_mult)
+    if mult <= 0:
+        raise ValueError(f"width_mult must be > 0, got {width_mult}")
+    return tuple(max(1, round(w * mult)) for w in VGG_STAGE_WIDTHS)
+
+
+class CoSegDecoder(nn.Module):
+    """13 convT (3x3, stride 1, pad 1) in 5 NNI stages; ``layers["cT<i>"]``. Output: 1-channel logits."""
+
+    def __init__(self, in_channels: int, stage_widths: Sequence[int]):
+        super().__init__()
+        self.stage_widths = tuple(stage_widths)
+        self.layers = nn.ModuleDict()
+        self.upsample_before: set[str] = set()
+        self.channels: dict[str, int] = {}
+        cin, i = in_channels, 1
+        for depth, width in zip(STAGE_DEPTHS, stage_widths, strict=True):
+            for j in range(depth):
+                name = f"cT{i}"
+                cout = 1 if i == 13 else width
+                self.layers[name] = nn.ConvTranspose2d(cin, cout, 3, stride=1, padding=1)
+                if j == 0:
+                    self.upsample_before.add(name)
+                self.channels[name] = cout
+                cin, i = cout, i + 1
+
+    def run(self, x: torch.Tensor, start: int = 1, stop: int = 13) -> torch.Tensor:
+        """Apply layers cT<start> .. cT<stop> (inclusive; NNI before the first layer of each stage)."""
+        for i in range(start, stop + 1):
+            name = f"cT{i}"
+            if name in self.upsample_before:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = self.layers[name](x)
+            if i != 13:
+                x = F.relu(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x)
+
+
+def _block_negatives(logits: torch.Tensor, positive_mask: torch.Tensor | None) -> torch.Tensor:
+    """Detach the mask logits of negative pairs (positive_mask False): no mask-loss gradient from them."""
+    if positive_mask is None:
+        return logits
+    pm = torch.as_tensor(positive_mask, device=logits.device)
+    if pm.shape != (logits.shape[0],):
+        raise ValueError(f"positive_mask must have shape ({logits.shape[0]},), got {tuple(pm.shape)}")
+    keep = pm.bool().view(-1, 1, 1, 1)
+    return torch.where(keep, logits, logits.detach())
+
+
+class CoSegNet(nn.Module):
+    """CoSegNet (cosegnet §3.1-3.5, Fig. 2). See the module docstring for the layer layout.
+
+    Args:
+        pretrained: ImageNet weights for the encoder.
+        metric_layer: input of the metric network (GAP over it): "f" (encoder output) or "cT1".."cT12";
+            the paper uses "cT9" and compares f, cT3, cT6, cT9, cT11 in Table 6.
+        encoder: "vgg16" (paper), "efficientnet_lite0" (CPU profile), "resnet50" or "tiny".
+        width_mult: scales the decoder stage widths (512, 512, 256, 128, 64); None -> per-encoder default
+            (1.0 for vgg16, 0.25 for efficientnet_lite0: 128, 128, 64, 32, 16).
+        single_image: the decision network sees (fs_a, fs_a) instead of (fs_a, fs_b) (and ``decision_logit_b``
+            = D(fs_b, fs_b)), so no information crosses the pair.
+        decoder_widths: explicit 5 stage widths instead of ``width_mult``.
+        embedding_dim, hidden_dim, decision_hidden: metric network FC sizes (64, 128) and decision FC (32).
+
+    ``forward(image_a, image_b, positive_mask=None)`` -> dict: logits_a, logits_b (B, 1, H, W) mask logits
+    (for rows where the (B,) bool ``positive_mask`` is False they are detached: negative pairs give no mask-loss
+    gradient, §3.5);
+    embedding_a, embedding_b (B, 64) metric outputs fs; pooled_a, pooled_b (B, C) the GAP vectors fu;
+    decision_logit (B,) pre-sigmoid (and decision_logit_b in single-image mode).
+    """
+
+    def __init__(
+        self,
+        pretrained: bool = False,
+        metric_layer: str = "cT9",
+        encoder: str = "vgg16",
+        width_mult: float | None = None,
+        single_image: bool = False,
+        decoder_widths: Sequence[int] | None = None,
+        embedding_dim: int = 64,
+        hidden_dim: int = 128,
+        decision_hidden: int = 32,
+    ):
+        super().__init__()
+        if metric_layer not in METRIC_LAYERS:
+            raise ValueError(f"metric_layer must be one of {', '.join(METRIC_LAYERS)}; got {metric_layer!r}")
+        self.encoder: Encoder = build_encoder(encoder, pretrained).drop_classifier()
+        self.metric_layer = metric_layer
+        self.single_image = bool(single_image)
+        self.decoder = CoSegDecoder(self.encoder.out_channels[-1], _stage_widths(encoder, width_mult, decoder_widths))
+        self._metric_index = 0 if metric_layer == "f" else int(metric_layer[2:])
+        fu_dim = self.encoder.out_channels[-1] if metric_layer == "f" else self.decoder.channels[metric_layer]
+        self.metric = nn.Sequential(nn.Linear(fu_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, embedding_dim))
+        self.decision = nn.Sequential(
+            nn.Linear(2 * embedding_dim, decision_hidden), nn.ReLU(), nn.Linear(decision_hidden, 1)
+        )
+        self.input_mean = self.encoder.input_mean
+        self.input_std = self.encoder.input_std
+
+    def post_metric_layers(self) -> list[str]:
+        """Decoder layers after the metric layer: not trained by negative pairs (cT10-cT13 for cT9)."""
+        return list(LAYER_NAMES[self._metric_index :])
+
+    def _branch(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mask logits, fu, fs) for one image batch."""
+        f = self.encoder(image)[-1]
+        tap = f if self._metric_index == 0 else self.decoder.run(f, 1, self._metric_index)
+        logits = self.decoder.run(tap, self._metric_index + 1, 13)
+        fu = tap.mean(dim=(2, 3))
+        return logits, fu, self.metric(fu)
+
+    def forward(
+        self, image_a: torch.Tensor, image_b: torch.Tensor, positive_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        check_pair(image_a, image_b)
+        logits_a, fu_a, fs_a = self._branch(image_a)
+        logits_b, fu_b, fs_b = self._branch(image_b)
+        out = {
+            "logits_a": _block_negatives(logits_a, positive_mask),
+            "logits_b": _block_negatives(logits_b, positive_mask),
+            "embedding_a": fs_a,
+            "embedding_b": fs_b,
+            "pooled_a": fu_a,
+            "pooled_b": fu_b,
+        }
+        if self.single_image:
+            out["decision_logit"] = self.decision(torch.cat([fs_a, fs_a], dim=1)).squeeze(1)
+            out["decision_logit_b"] = self.decision(torch.cat([fs_b, fs_b], dim=1)).squeeze(1)
+        else:
+            out["decision_logit"] = self.decision(torch.cat([fs_a, fs_b], dim=1)).squeeze(1)
+        return out
+
+    def metric_embedding(self, image: torch.Tensor) -> torch.Tensor:
+        """fs (B, 64) of one image batch, computing the decoder only up to the metric layer (for triplets)."""
+        check_image_batch(image, "image")
+        f = self.encoder(image)[-1]
+        tap = f if self._metric_index == 0 else self.decoder.run(f, 1, self._metric_index)
+        return self.metric(tap.mean(dim=(2, 3)))
+
+    @torch.no_grad()
+    def predict(self, image_a: torch.Tensor, image_b: torch.Tensor, threshold: float = 0.5) -> dict[str, torch.Tensor]:
+        """Test-time output (§3.5): mask probabilities multiplied by the thresholded decision.
+
+        Returns dict(masks_a, masks_b (B, 1, H, W) in [0, 1], decision (B,) bool, decision_prob (B,)); in
+        single-image mode masks_b is gated by the decision computed from image B alone. The module's current
+        train/eval mode is used (call ``model.eval()`` first).
+        """
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        out = self(image_a, image_b)
+        prob = torch.sigmoid(out["decision_logit"])
+        dec_a = prob > threshold
+        dec_b = torch.sigmoid(out["decision_logit_b"]) > threshold if self.single_image else dec_a
+        gate = lambda d: d.to(prob.dtype).view(-1, 1, 1, 1)  # noqa: E731
+        return {
+            "masks_a": torch.sigmoid(out["logits_a"]) * gate(dec_a),
+            "masks_b": torch.sigmoid(out["logits_b"]) * gate(dec_b),
+            "decision": dec_a,
+            "decision_prob": prob,
+        }
+
+
+class CoSegNetBase(nn.Module):
+    """CoSegNet-base (cosegnet §4.5, Table 5): no metric/decision network; each decoder gets concat(f_self, f_other).
+
+    With VGG16 the decoder input has 1024 channels. Trained on negative pairs too, with null target masks (the
+    engine's job). ``single_image=True`` concatenates f_self with itself. Args as in :class:`CoSegNet`.
+    ``forward(image_a, image_b)`` -> dict(logits_a, logits_b) of shape (B, 1, H, W).
+    """
+
+    def __init__(
+        self,
+        pretrained: bool = False,
+        encoder: str = "vgg16",
+        width_mult: float | None = None,
+        single_image: bool = False,
+        decoder_widths: Sequence[int] | None = None,
+    ):
+        super().__init__()
+        self.encoder: Encoder = build_encoder(encoder, pretrained).drop_classifier()
+        self.single_image = bool(single_image)
+        self.decoder = CoSegDecoder(
+            2 * self.encoder.out_channels[-1], _stage_widths(encoder, width_mult, decoder_widths)
+        )
+        self.input_mean = self.encoder.input_mean
+        self.input_std = self.encoder.input_std
+
+    def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_pair(image_a, image_b)
+        f_a, f_b = self.encoder(image_a)[-1], self.encoder(image_b)[-1]
+        if f_a.shape != f_b.shape and not self.single_image:
+            raise ValueError(
+                f"CoSegNetBase concatenates the two feature maps, so image_a and image_b need the same size; "
+                f"got {tuple(image_a.shape[-2:])} and {tuple(image_b.shape[-2:])}"
+            )
+        other_a, other_b = (f_a, f_b) if self.single_image else (f_b, f_a)
+        return {
+            "logits_a": self.decoder(torch.cat([f_a, other_a], dim=1)),
+            "logits_b": self.decoder(torch.cat([f_b, other_b], dim=1)),
+        }

