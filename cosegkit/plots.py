@@ -15,6 +15,8 @@ import seaborn as sns
 __all__ = [
     "overlay_mask",
     "show_pairs",
+    "extract_object",
+    "show_predictions",
     "plot_training_curves",
     "plot_embedding_2d",
     "paint_clusters",
@@ -50,6 +52,38 @@ def show_pairs(samples, titles=None, columns=("image_a", "image_b"), masks=("mas
             ax.set_axis_off()
             if titles is not None and col == 0:
                 ax.set_title(titles[row], fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def extract_object(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image with everything outside ``mask`` whitened, as CoSegNet Figs. 1 and 3-5 show extracted objects."""
+    out = np.full_like(image, 255)
+    out[mask] = image[mask]
+    return out
+
+
+def show_predictions(samples, predictions, titles=None, size=1.9):
+    """CoSegNet Figs. 3-6 layout: per pair, for each image: input, ground truth, prediction, extracted object."""
+    samples, predictions = list(samples), list(predictions)
+    if len(samples) != len(predictions) or not samples:
+        raise ValueError(f"need as many predictions as samples (>0), got {len(predictions)} and {len(samples)}")
+    headers = ["image A", "truth A", "predicted A", "object A", "image B", "truth B", "predicted B", "object B"]
+    fig, axes = plt.subplots(len(samples), 8, figsize=(size * 8, size * len(samples)), squeeze=False)
+    for row, (sample, prediction) in enumerate(zip(samples, predictions, strict=True)):
+        panels = []
+        for side in ("a", "b"):
+            image, truth, pred = sample[f"image_{side}"], sample[f"mask_{side}"], prediction[f"pred_{side}"]
+            panels += [image, truth, pred, extract_object(image, pred)]
+        for col, panel in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1 if panel.ndim == 2 else None)
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(headers[col], fontsize=8)
+        if titles is not None:
+            axes[row, 0].text(-0.1, 0.5, titles[row], transform=axes[row, 0].transAxes, rotation=90, va="center",
+                              ha="right", fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -7,7 +7,6 @@ wall time). A row whose dataset is absent says so and how to fetch it; it never 
 from __future__ import annotations
 
 import math
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,19 +24,14 @@ __all__ = [
 ]
 
 
-def git_commit(repo: str | Path | None = None) -> str:
-    """The checked-out commit (short hash, ``+dirty`` when the tree has changes), or ``unknown`` outside git."""
-    repo = Path(repo) if repo else Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=10", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+def git_commit() -> str:
+    """The checked-out commit (short hash, ``+dirty`` when tracked files changed), or ``unknown`` outside git."""
+    from cosegkit.train.records import git_commit as commit_record
+
+    record = commit_record()
+    if record["commit"] == "unknown":
         return "unknown"
-    return commit + ("+dirty" if dirty else "")
+    return record["commit"][:10] + ("+dirty" if record["dirty"] else "")
 
 
 @dataclass

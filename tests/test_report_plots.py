@@ -65,3 +65,15 @@ def test_paint_clusters_gives_each_cluster_a_colour():
     painted = plots.paint_clusters(image, np.array([[0, 0], [1, 1]]))
     assert (painted[0, 0] == painted[0, 1]).all()
     assert not (painted[0, 0] == painted[1, 0]).all()
+
+
+def test_extract_object_whitens_the_background_and_show_predictions_checks_lengths():
+    image = np.full((2, 2, 3), 7, dtype=np.uint8)
+    mask = np.array([[True, False], [False, False]])
+    out = plots.extract_object(image, mask)
+    assert out[0, 0].tolist() == [7, 7, 7] and out[1, 1].tolist() == [255, 255, 255]
+    sample = {"image_a": image, "image_b": image, "mask_a": mask, "mask_b": mask}
+    fig = plots.show_predictions([sample], [{"pred_a": mask, "pred_b": ~mask}])
+    assert len(fig.axes) == 8
+    with pytest.raises(ValueError, match="as many predictions"):
+        plots.show_predictions([sample], [])
