@@ -1,0 +1,64 @@
+"""`cosegkit reproduce` on tiny stand-in notebooks: order, outputs, resume, and a failing notebook."""
+
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from cosegkit.reproduce import ordered_notebooks, reproduce
+
+
+def _write(path, *sources):
+    notebook = new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cells = [new_code_cell(s) for s in sources]
+    cells[0].metadata["tags"] = ["parameters"]
+    notebook.cells = cells
+    nbformat.write(notebook, path)
+
+
+@pytest.fixture
+def notebook_dir(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    params = 'profile = "smoke"\ndata_root = ""\noutput_dir = "."'
+    record = ("from pathlib import Path\n"
+              "log = Path(output_dir) / 'ran.txt'\n"
+              "log.write_text((log.read_text() if log.exists() else '') + '{name} ' + profile + '\\n')")
+    _write(folder / "00_first.ipynb", params, record.format(name="00"))
+    _write(folder / "01_second.ipynb", params, record.format(name="01"))
+    (folder / "notes.ipynb").write_text("not a numbered notebook")
+    return folder
+
+
+def test_notebooks_run_in_order_write_executed_copies_and_resume(notebook_dir, tmp_path):
+    out = tmp_path / "out"
+    assert [p.name for p in ordered_notebooks(notebook_dir)] == ["00_first.ipynb", "01_second.ipynb"]
+    assert reproduce("smoke", out=out, notebook_dir=notebook_dir) == 0
+    assert (out / "ran.txt").read_text() == "00 smoke\n01 smoke\n"
+    assert (out / "notebooks" / "00_first.ipynb").exists() and (out / "tables").is_dir()
+    state = json.loads((out / "reproduce_state.json").read_text())
+    assert set(state) == {"00_first.ipynb", "01_second.ipynb"}
+    # A second run with the same parameters skips both; another profile reruns them.
+    assert reproduce("smoke", out=out, notebook_dir=notebook_dir) == 0
+    assert (out / "ran.txt").read_text() == "00 smoke\n01 smoke\n"
+    assert reproduce("cpu", out=out, notebook_dir=notebook_dir, only="01") == 0
+    assert (out / "ran.txt").read_text() == "00 smoke\n01 smoke\n01 cpu\n"
+
+
+def test_a_failing_notebook_stops_the_run_and_exits_non_zero(notebook_dir, tmp_path, capsys):
+    _write(notebook_dir / "00_first.ipynb", 'profile = "smoke"\noutput_dir = "."', "raise RuntimeError('boom')")
+    out = tmp_path / "out"
+    assert reproduce("smoke", out=out, notebook_dir=notebook_dir) == 1
+    assert "RuntimeError: boom" in capsys.readouterr().err
+    assert not (out / "ran.txt").exists()  # the second notebook never ran
+
+
+def test_bad_arguments_are_named(notebook_dir, tmp_path):
+    with pytest.raises(ValueError, match="unknown profile 'gpu'.*smoke, cpu, paper"):
+        reproduce("gpu", notebook_dir=notebook_dir)
+    with pytest.raises(ValueError, match="--only 'zz' matches no notebook"):
+        reproduce("smoke", only="zz", out=tmp_path / "o", notebook_dir=notebook_dir)
+    with pytest.raises(FileNotFoundError, match="--data-root"):
+        reproduce("smoke", data_root=str(tmp_path / "missing"), notebook_dir=notebook_dir)
