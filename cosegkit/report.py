@@ -78,10 +78,13 @@ def format_mean_ci(values, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
-def not_run_message(dataset: str, expected_root: str | Path | None, fetch_name: str) -> str:
-    """The cell text for a row whose dataset is absent here."""
-    where = expected_root if expected_root else "(no --data-root given)"
-    return f"not run: dataset not found at {where}; `cosegkit data fetch {fetch_name} --root DIR`"
+def not_run_message(dataset: str, expected_root: str | Path | None, fetch_name: str, parameter: str = "") -> str:
+    """The cell text for a row whose dataset is absent here (never a number)."""
+    if expected_root:
+        where = f"at {expected_root}"
+    else:
+        where = f"(parameter {parameter} is empty)" if parameter else "(no path given)"
+    return f"not run: dataset not found {where}; `cosegkit data fetch {fetch_name} --root DIR`"
 
 
 def _cell(value) -> str:

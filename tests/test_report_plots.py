@@ -23,6 +23,8 @@ def test_not_run_message_names_the_path_and_the_fetch_command():
     text = not_run_message("Internet", "/data/internet", "internet")
     assert text.startswith("not run: dataset not found at /data/internet")
     assert "`cosegkit data fetch internet --root DIR`" in text
+    assert not_run_message("MSRC", "", "msrc", parameter="msrc_root").startswith(
+        "not run: dataset not found (parameter msrc_root is empty)")
 
 
 def test_write_table_writes_csv_and_markdown_with_provenance(tmp_path):

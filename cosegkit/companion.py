@@ -1,0 +1,235 @@
+"""What the notebooks share: run (or reuse) registered experiments, collect their numbers, compare with baselines.
+
+Runs live in ``<output_dir>/runs/<profile>/<data tag>/<experiment>/seed<k>``; `run_experiments` resumes each
+one, so a finished run is read back from disk instead of trained again. That is how notebooks 02-05 share runs
+and how ``cosegkit reproduce`` resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cosegkit.report import Provenance, mean_ci95
+
+__all__ = [
+    "SINGLE_IMAGE_LABEL",
+    "data_tag",
+    "run_dir_for",
+    "run_experiments",
+    "runs_frame",
+    "history_frame",
+    "aggregate_seeds",
+    "add_gain_over_baseline",
+    "provenance_for",
+    "overrides_from",
+    "test_samples",
+    "predict_samples",
+    "pixel_embeddings",
+]
+
+SINGLE_IMAGE_LABEL = "single-image (no pair information)"
+
+
+def data_tag(data_root: str | None) -> str:
+    """``synthetic`` without a dataset folder, else the folder's name."""
+    return Path(data_root).resolve().name if data_root else "synthetic"
+
+
+def run_dir_for(output_dir, profile: str, data_root: str | None, experiment: str, seed: int) -> Path:
+    return Path(output_dir) / "runs" / profile / data_tag(data_root) / experiment / f"seed{seed}"
+
+
+def run_experiments(experiments: Iterable[str], profile: str, output_dir, data_root: str | None = None,
+                    seeds: Iterable[int] = (0,), overrides: dict | None = None, progress: bool = True,
+                    dataset: str = "folder") -> list:
+    """Train (or reuse) every experiment for every seed; returns the engine's RunResults in that order.
+
+    ``dataset`` names the layout of ``data_root`` (see ``cosegkit.data.load_dataset``).
+    """
+    from cosegkit.train import train
+
+    data_root = data_root or None
+    if data_root is not None and not Path(data_root).is_dir():
+        raise FileNotFoundError(f"data_root {data_root!r} is not a directory")
+    results = []
+    for experiment in experiments:
+        for seed in seeds:
+            run_dir = run_dir_for(output_dir, profile, data_root, experiment, seed)
+            started = time.perf_counter()
+            result = train(experiment, profile, out=run_dir, data_root=data_root, seed=seed, resume=True,
+                           overrides={**(overrides or {}), "progress": progress}, dataset=dataset)
+            if progress:
+                took = time.perf_counter() - started
+                how = "reused" if took < 0.5 * result.wall_time_s else "trained"
+                print(f"{experiment} seed {seed}: {how} in {took:.0f} s; test P {100 * result.precision:.1f} "
+                      f"J {result.jaccard:.3f}")
+            results.append(result)
+    return results
+
+
+def runs_frame(results) -> pd.DataFrame:
+    """One row per run: test Precision (%) / Jaccard on positive pairs, outlier behaviour, time, settings."""
+    rows = []
+    for result in results:
+        negative = (result.test or {}).get("negative") or {}
+        last = result.history[-1] if result.history else {}
+        rows.append({
+            "experiment": result.experiment,
+            "seed": result.settings.seed,
+            "test_P": 100 * result.precision,
+            "test_J": result.jaccard,
+            "val_P": 100 * float(last.get("val_precision", math.nan)),
+            "val_J": float(last.get("val_jaccard", math.nan)),
+            "neg_empty_fraction": negative.get("empty_fraction", math.nan),
+            "decision_accuracy": negative.get("decision_accuracy") if negative.get("decision_accuracy")
+            is not None else math.nan,
+            "epochs": len(result.history),
+            "image_size": result.settings.data.image_size,
+            "wall_time_s": result.wall_time_s,
+        })
+    return pd.DataFrame(rows)
+
+
+def history_frame(result) -> pd.DataFrame:
+    """The run's per-epoch records (the metrics.csv columns) as a DataFrame."""
+    frame = pd.DataFrame(result.history)
+    return frame.rename(columns={"loss": "train_loss"})
+
+
+def aggregate_seeds(runs: pd.DataFrame, columns=("test_P", "test_J", "val_P", "val_J")) -> pd.DataFrame:
+    """Per experiment: mean and 95% CI half-width of each column over seeds, seed count and mean time."""
+    rows = []
+    for experiment, group in runs.groupby("experiment", sort=False):
+        row = {"experiment": experiment, "n_seeds": len(group), "train_min": group.wall_time_s.mean() / 60}
+        for column in columns:
+            mean, half = mean_ci95(group[column])
+            row[column] = mean
+            row[f"{column}_ci95"] = half
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def add_gain_over_baseline(runs: pd.DataFrame, baseline: str, column: str = "test_J") -> pd.DataFrame:
+    """Per experiment: mean gain of ``column`` over ``baseline`` and its 95% CI, paired by seed.
+
+    Seeds present in both are paired (same seed, same split and data order); the CI is the Student-t interval of
+    the per-seed differences, so it is nan with one seed.
+    """
+    base = runs[runs.experiment == baseline].set_index("seed")[column]
+    if base.empty:
+        raise ValueError(f"baseline experiment {baseline!r} has no runs; experiments: {sorted(runs.experiment)}")
+    rows = []
+    for experiment, group in runs.groupby("experiment", sort=False):
+        paired = group.set_index("seed")[column].reindex(base.index).dropna()
+        if paired.empty:
+            raise ValueError(f"{experiment!r} shares no seed with baseline {baseline!r}")
+        diffs = (paired - base.loc[paired.index]).to_numpy()
+        mean, half = mean_ci95(diffs)
+        rows.append({"experiment": experiment, f"gain_{column}": mean, f"gain_{column}_ci95": half})
+    return pd.DataFrame(rows)
+
+
+def _run_commit(result) -> str:
+    record = json.loads((result.run_dir / "config.json").read_text()).get("git", {})
+    commit = record.get("commit", "unknown")
+    return commit if commit == "unknown" else commit[:10] + ("+dirty" if record.get("dirty") else "")
+
+
+def provenance_for(results, dataset: str, profile: str) -> Provenance:
+    """Provenance of a set of runs: profile, dataset, image size, seeds, the commit(s) that trained them and
+    their summed wall time."""
+    results = list(results)
+    if not results:
+        raise ValueError("provenance_for() needs at least one run")
+    commits = sorted({_run_commit(r) for r in results})
+    sizes = sorted({r.settings.data.image_size for r in results})
+    seeds = tuple(sorted({r.settings.seed for r in results}))
+    wall = float(np.sum([r.wall_time_s for r in results])) if results else None
+    return Provenance(profile=profile, dataset=dataset, image_size=sizes[0] if len(sizes) == 1 else sizes[-1],
+                      seeds=seeds, commit=", ".join(commits), wall_time_s=wall)
+
+
+def test_samples(result, n_positive: int = 4, n_negative: int = 2) -> tuple[list[dict], list[dict]]:
+    """The first test pairs of a run (positive, negative) as PairSample dicts, for the visual-result figures."""
+    from cosegkit.train.data import build_run_data
+
+    data_root = json.loads((result.run_dir / "config.json").read_text()).get("data_root")
+    data = build_run_data(result.settings, data_root)
+    positive = [data.test_positive[i] for i in range(min(n_positive, len(data.test_positive)))]
+    negatives = data.test_negative if data.test_negative is not None else []
+    negative = [negatives[i] for i in range(min(n_negative, len(negatives)))]
+    return positive, negative
+
+
+def predict_samples(result, samples, threshold: float = 0.5) -> list[dict]:
+    """Predicted masks at each image's original size (CoSegNet's gated by its decision), per PairSample."""
+    from cosegkit.data.transforms import resize_to_original
+    from cosegkit.train.engine import load_trained_model
+    from cosegkit.train.modeling import eval_transform, predict_probabilities
+
+    settings, model, device = load_trained_model(result.run_dir)
+    transform = eval_transform(settings, model)
+    outputs = []
+    for sample in samples:
+        item = transform(sample)
+        prob_a, prob_b, decision = predict_probabilities(
+            model, settings.model.family, item["image_a"][None].to(device), item["image_b"][None].to(device)
+        )
+        pred_a = resize_to_original(prob_a[0].cpu(), item["orig_size_a"], threshold=threshold)
+        pred_b = resize_to_original(prob_b[0].cpu(), item["orig_size_b"], threshold=threshold)
+        decision_probs = None
+        if decision is not None:
+            decision_probs = (float(decision[0][0]), float(decision[1][0]))
+            pred_a = pred_a & (decision_probs[0] > threshold)
+            pred_b = pred_b & (decision_probs[1] > threshold)
+        outputs.append({"pred_a": np.asarray(pred_a, dtype=bool), "pred_b": np.asarray(pred_b, dtype=bool),
+                        "decision": decision_probs})
+    return outputs
+
+
+def pixel_embeddings(result, samples) -> list[dict]:
+    """Per PairSample image A: the model-resolution image, its mask and the (H, W, D) pixel embedding."""
+    import torch
+    from PIL import Image
+
+    from cosegkit.train.engine import load_trained_model
+    from cosegkit.train.modeling import eval_transform
+
+    settings, model, device = load_trained_model(result.run_dir)
+    if settings.model.family != "unet":
+        raise ValueError(f"{result.experiment} is a {settings.model.family} run; pixel embeddings need a SiameseUNet")
+    transform = eval_transform(settings, model)
+    outputs = []
+    with torch.no_grad():
+        for sample in samples:
+            item = transform(sample)
+            out = model(item["image_a"][None].to(device), item["image_b"][None].to(device))
+            if out["embeddings_a"] is None:
+                raise ValueError(f"{result.experiment} uses the original head, which has no pixel embedding")
+            height, width = item["image_a"].shape[-2:]
+            image = np.asarray(Image.fromarray(sample["image_a"]).resize((width, height), Image.BILINEAR))
+            outputs.append({
+                "image": image,
+                "mask": item["mask_a"].numpy() > 0.5,
+                "embedding": out["embeddings_a"][0].permute(1, 2, 0).cpu().numpy(),
+            })
+    return outputs
+
+
+def overrides_from(image_size: int | None = None, epochs: int | None = None, device: str = "auto") -> dict:
+    """Engine overrides from a notebook's parameters cell (None keeps the profile's value)."""
+    overrides = {}
+    if image_size is not None:
+        overrides["data.image_size"] = int(image_size)
+    if epochs is not None:
+        overrides["epochs"] = int(epochs)
+    if device and device != "auto":
+        overrides["device"] = device
+    return overrides

@@ -1,0 +1,277 @@
+"""What a run trains and is scored on: splits, per-epoch training samples, validation and test pairs.
+
+Determinism (needed for exact --resume and for data-parallel equivalence):
+- the training samples of epoch e are a pure function of (seed, e): pairs / triplets are drawn with generators
+  seeded by (seed, e), never from global state;
+- the random augmentation of training sample i of epoch e runs under torch.random.fork_rng seeded by
+  (seed, e, i), so it does not depend on the worker process, the rank, or what ran before.
+
+Real data: a dataset folder split 3:1:1 (cosegnet §4.2) with `split_indices` (seeded by `split_seed`, default
+the run seed). SiameseUNet trains on positive pairs within groups (is_triplet_coseg §4.1.1); CoSegNet on
+(anchor, positive, negative) triplets (cosegnet §3.4). Without a data root, the synthetic set
+(`SyntheticCoseg`) stands in, with independent seeds for train / val / test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from cosegkit.train.settings import TrainSettings
+
+__all__ = ["RunData", "build_run_data", "CachedDataset", "derive_seed", "TrainSamples", "collate", "single_thread"]
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run per-sample tensor work on one intra-op thread: these ops are tiny, and with 2 threads on a 2-core
+    machine whose other core is busy each op waits for a descheduled thread (measured: 6 ms -> 500 ms per pair).
+    DataLoader workers already run single-threaded; this covers num_workers=0 and evaluation."""
+    n = torch.get_num_threads()
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def derive_seed(*parts: int) -> int:
+    """A 32-bit seed that is a pure function of the integers `parts`."""
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
+
+
+class CachedDataset(Sequence):
+    """Wraps a CosegDataset and keeps decoded items in memory (decoding a JPEG costs more than a train step's
+    data work otherwise). Each DataLoader worker holds its own cache (persistent workers keep it)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self._cache: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        i = int(i)
+        item = self._cache.get(i)
+        if item is None:
+            item = self._cache[i] = self.dataset[i]
+        return item
+
+    def __getattr__(self, name):  # group_of, id_of, path_of, groups, records, root ...
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+@dataclass
+class RunData:
+    """Everything a run needs from the data, built from the settings (and a data root, if any)."""
+
+    family: str
+    source: str  # "synthetic" or the data root
+    train_pool: Sequence  # PairSample sequence (SiameseUNet / synthetic) or the image dataset (CoSegNet real)
+    val: Sequence  # PairSample sequence of positive pairs
+    test_positive: Sequence
+    test_negative: Sequence | None
+    split: dict | None  # index lists for real data
+    seed: int
+    pairs_per_epoch: int | None
+    dataset: object | None = None  # the (cached) image dataset for real data
+    train_idx: list | None = None
+    synthetic_negatives: list | None = None  # per synthetic positive pair: candidate negatives (k2, side)
+
+    def epoch_samples(self, epoch: int) -> list:
+        """Training samples of `epoch`: pair indices into train_pool, or (a, p, n) triplets. Pure in (seed, epoch)."""
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        if self.family == "unet":
+            return _take(rng, len(self.train_pool), self.pairs_per_epoch)
+        if self.dataset is not None:  # CoSegNet / base on real data: fresh triplets each epoch
+            from cosegkit.data.pairs import cosegnet_triplets
+
+            n = self.pairs_per_epoch or len(self.train_pool)
+            return [tuple(t) for t in cosegnet_triplets(self.dataset, self.train_idx, n=n,
+                                                        seed=derive_seed(self.seed, epoch, 2))]
+        # synthetic: anchor / positive = a positive pair, negative = an image sharing no category with them
+        out = []
+        for k in _take(rng, len(self.train_pool), self.pairs_per_epoch):
+            cand = self.synthetic_negatives[k]
+            k2, side = cand[int(rng.integers(len(cand)))]
+            out.append((k, k2, side))
+        return out
+
+
+def _take(rng: np.random.Generator, n: int, k: int | None) -> list[int]:
+    """k indices of range(n) in random order: permutations concatenated (every item once before repeats)."""
+    if n == 0:
+        raise ValueError("no training pairs: the training split is empty")
+    k = n if k is None else k
+    out: list[int] = []
+    while len(out) < k:
+        out += rng.permutation(n).tolist()
+    return out[:k]
+
+
+class TrainSamples(Dataset):
+    """torch Dataset over one epoch's samples; item i -> transformed tensors under a (seed, epoch, i) RNG."""
+
+    def __init__(self, data: RunData, samples: list, epoch: int, transform):
+        self.data, self.samples, self.epoch, self.transform = data, samples, epoch, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _seeded(self, i: int, sample: dict, which: int) -> dict:
+        with single_thread(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(self.data.seed, self.epoch, i, which))
+            return self.transform(sample)
+
+    def __getitem__(self, i: int) -> dict:
+        spec = self.samples[i]
+        if self.data.family == "unet":
+            return _tensors(self._seeded(i, _pair_only(self.data.train_pool[spec]), 0))
+        pos, neg = self.data_triplet(spec)
+        return {"pos": _tensors(self._seeded(i, pos, 0)), "neg": _tensors(self._seeded(i, neg, 1))}
+
+    def data_triplet(self, spec) -> tuple[dict, dict]:
+        if self.data.dataset is not None:
+            a, p, n = spec
+            ds = self.data.dataset
+            ia, ip, ineg = ds[a], ds[p], ds[n]
+            pos = {"image_a": ia.image, "image_b": ip.image, "mask_a": ia.mask, "mask_b": ip.mask, "label": 1,
+                   "group_a": ia.group, "group_b": ip.group}
+            neg = {"image_a": ia.image, "image_b": ineg.image, "mask_a": np.zeros_like(ia.mask),
+                   "mask_b": np.zeros_like(ineg.mask), "label": 0, "group_a": ia.group, "group_b": ineg.group}
+            return pos, neg
+        k, k2, side = spec
+        pos = _pair_only(self.data.train_pool[k])
+        other = self.data.train_pool[k2]
+        neg = {**pos, "image_b": other[f"image_{side}"], "mask_a": np.zeros_like(pos["mask_a"]),
+               "mask_b": np.zeros_like(other[f"mask_{side}"]), "label": 0, "group_b": other[f"group_{side}"]}
+        return pos, neg
+
+
+_KEEP = ("image_a", "image_b", "mask_a", "mask_b", "label")
+
+
+def _pair_only(sample: dict) -> dict:
+    return {k: sample[k] for k in (*_KEEP, "group_a", "group_b") if k in sample}
+
+
+def _tensors(out: dict) -> dict:
+    return {k: out[k] for k in _KEEP}
+
+
+def collate(batch: list[dict]) -> dict:
+    if "pos" in batch[0]:
+        return {"pos": collate([b["pos"] for b in batch]), "neg": collate([b["neg"] for b in batch])}
+    return {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
+
+
+def build_run_data(settings: TrainSettings, data_root=None) -> RunData:
+    d = settings.data
+    family = settings.model.family
+    split_seed = settings.seed if d.split_seed is None else d.split_seed
+    if data_root is None:
+        return _synthetic(settings, split_seed)
+    from cosegkit.data import load_dataset
+    from cosegkit.data.pairs import RealPairs, negative_pairs, positive_pairs
+    from cosegkit.data.splits import split_indices
+
+    ds = load_dataset(d.dataset, data_root)
+    if d.cache_images:
+        ds = CachedDataset(ds)
+    split = split_indices(ds, ratios=d.split, seed=split_seed)
+    train_pos = positive_pairs(ds, split["train"], seed=split_seed)
+    val_pos = positive_pairs(ds, split["val"], seed=split_seed)
+    if d.val_pairs is not None and len(val_pos) > d.val_pairs:
+        pick = np.random.default_rng([split_seed, 3]).choice(len(val_pos), size=d.val_pairs, replace=False)
+        val_pos = [val_pos[k] for k in sorted(pick)]
+    test_pos = positive_pairs(ds, split["test"], seed=split_seed, max_pairs_per_group=d.test_max_pairs_per_group)
+    test_neg = negative_pairs(ds, split["test"], n=d.test_negative_pairs, seed=split_seed)
+    if not train_pos:
+        raise ValueError(f"{data_root}: the training split has no positive pair (groups need >= 2 images)")
+    return RunData(
+        family=family,
+        source=str(data_root),
+        train_pool=RealPairs(ds, train_pos),
+        val=RealPairs(ds, val_pos),
+        test_positive=RealPairs(ds, test_pos),
+        test_negative=RealPairs(ds, test_neg, negative=True) if test_neg else None,
+        split=split,
+        seed=settings.seed,
+        pairs_per_epoch=d.pairs_per_epoch,
+        dataset=ds,
+        train_idx=split["train"],
+    )
+
+
+class _CachedPairs(Sequence):
+    """Memoises a generated PairSample sequence (the synthetic generator costs more than a training step's
+    data work)."""
+
+    def __init__(self, pairs: Sequence, enabled: bool = True):
+        self.pairs, self.enabled, self._cache = pairs, enabled, {}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, k):
+        k = int(k)
+        if not self.enabled:
+            return self.pairs[k]
+        item = self._cache.get(k)
+        if item is None:
+            item = self._cache[k] = self.pairs[k]
+        return item
+
+
+def _synthetic_negatives(pool: Sequence, seed: int) -> list[list[tuple[int, str]]]:
+    """For each positive synthetic pair k, the images (k2, side) sharing no category with either image of k:
+    the negative of a CoSegNet triplet must be negative to both anchor and positive (as cosegnet_triplets)."""
+    cats = [(set(pool[k]["categories_a"]), set(pool[k]["categories_b"])) for k in range(len(pool))]
+    out = []
+    for k, (ca, cb) in enumerate(cats):
+        forbidden = ca | cb
+        cand = [(k2, side) for k2 in range(len(pool)) if k2 != k
+                for side, c in (("a", cats[k2][0]), ("b", cats[k2][1])) if not c & forbidden]
+        if not cand:
+            raise ValueError(f"synthetic pair {k}: no image in the training set shares no category with it")
+        out.append(cand)
+    return out
+
+
+def _synthetic(settings: TrainSettings, split_seed: int) -> RunData:
+    from cosegkit.data.synthetic import SyntheticCoseg
+
+    d = settings.data
+    size = d.image_size
+    train = _CachedPairs(SyntheticCoseg(d.synthetic_train_pairs, size, seed=derive_seed(split_seed, 10)),
+                         d.cache_images)
+    val = _CachedPairs(SyntheticCoseg(d.synthetic_val_pairs, size, seed=derive_seed(split_seed, 11)))
+    test_pos = _CachedPairs(SyntheticCoseg(d.synthetic_test_pairs, size, seed=derive_seed(split_seed, 12)))
+    n_neg = round(d.synthetic_test_pairs * d.synthetic_negative_fraction)
+    test_neg = (_CachedPairs(SyntheticCoseg(n_neg, size, seed=derive_seed(split_seed, 13), negative_fraction=1.0))
+                if n_neg else None)
+    data = RunData(
+        family=settings.model.family,
+        source="synthetic",
+        train_pool=train,
+        val=val,
+        test_positive=test_pos,
+        test_negative=test_neg,
+        split=None,
+        seed=settings.seed,
+        pairs_per_epoch=d.pairs_per_epoch,
+    )
+    if data.family != "unet":
+        data.synthetic_negatives = _synthetic_negatives(train, split_seed)
+    return data

@@ -1,0 +1,177 @@
+"""Evaluation protocol of both papers.
+
+- Every image of every evaluated pair is scored once per pair (cosegnet §4: "co-segmentation on all such pairs
+  ... average Precision and Jaccard computed over all such pairs"; is_triplet_coseg §4.1.3: results resized back
+  to the original resolution). Predictions are probabilities, mapped back with `resize_to_original` (bilinear,
+  then threshold 0.5) and scored with `cosegkit.metrics.PairScores` (overall and per group).
+- CoSegNet's masks are gated by its decision network (§3.5: mask x thresholded decision).
+- Negative (outlier) pairs: the ground truth is empty for both images; we report the fraction of empty
+  predicted masks for every model and the decision accuracy for models with a decision network. Precision /
+  Jaccard on negative pairs follow metrics.py's empty-ground-truth convention.
+- Under torchrun every rank predicts a strided share of the pairs; the (bit-packed) predicted masks are gathered
+  and every rank scores all of them in pair order, so the numbers equal a single-process evaluation exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from cosegkit.metrics import PairScores
+from cosegkit.train.data import single_thread
+from cosegkit.train.distributed import Dist
+
+__all__ = ["predict_pairs", "score_pairs", "evaluate_run"]
+
+
+def _pack(mask: np.ndarray) -> tuple:
+    return mask.shape, np.packbits(mask, axis=None)
+
+
+def _unpack(packed: tuple) -> np.ndarray:
+    shape, bits = packed
+    return np.unpackbits(bits, count=int(np.prod(shape))).astype(bool).reshape(shape)
+
+
+@torch.no_grad()
+def predict_pairs(model, family: str, pairs: Sequence, transform, device, indices: Sequence[int],
+                  batch_size: int = 8, threshold: float = 0.5, progress: bool = False, desc: str = "eval",
+                  amp: bool = False, channels_last: bool = False) -> list[tuple]:
+    """Predict the pairs `indices` of `pairs`.
+
+    Returns (k, packed pred_a, packed pred_b, (decision prob a, decision prob b) | None) per pair; the decision
+    of the two sides differs only for a single-image CoSegNet.
+    """
+    from cosegkit.train.modeling import predict_probabilities
+
+    model.eval()
+    out = []
+    indices = list(indices)
+    for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not progress, leave=False):
+        ks = indices[start:start + batch_size]
+        with single_thread():
+            items = [transform(pairs[k]) for k in ks]
+        a = torch.stack([it["image_a"] for it in items]).to(device)
+        b = torch.stack([it["image_b"] for it in items]).to(device)
+        if channels_last:
+            a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            prob_a, prob_b, decision = predict_probabilities(model, family, a, b)
+        prob_a, prob_b = prob_a.float().cpu(), prob_b.float().cpu()
+        with single_thread():
+            out += _finish_batch(ks, items, prob_a, prob_b, decision, threshold)
+    return out
+
+
+def _finish_batch(ks, items, prob_a, prob_b, decision, threshold: float) -> list[tuple]:
+    from cosegkit.data.transforms import resize_to_original
+
+    out = []
+    for j, (k, it) in enumerate(zip(ks, items, strict=True)):
+        pa = resize_to_original(prob_a[j], it["orig_size_a"], threshold=threshold)
+        pb = resize_to_original(prob_b[j], it["orig_size_b"], threshold=threshold)
+        dps = None
+        if decision is not None:  # cosegnet §3.5: masks gated by the thresholded decision
+            dps = (float(decision[0][j]), float(decision[1][j]))
+            if dps[0] <= threshold:
+                pa = np.zeros_like(pa)
+            if dps[1] <= threshold:
+                pb = np.zeros_like(pb)
+        out.append((k, _pack(pa), _pack(pb), dps))
+    return out
+
+
+def score_pairs(model, family: str, pairs: Sequence, transform, device, dist: Dist | None = None,
+                negative: bool = False, batch_size: int = 8, threshold: float = 0.5, progress: bool = False,
+                desc: str = "eval", amp: bool = False, channels_last: bool = False) -> dict:
+    """Score every pair of `pairs` (a PairSample sequence); `negative` pairs have empty ground truth.
+
+    Returns PairScores.summary() plus n_pairs, empty_fraction (predicted masks with no foreground) and
+    decision_accuracy (share of decisions that match the label, one per image side; None without a decision
+    network).
+    """
+    dist = dist or Dist()
+    if len(pairs) == 0:
+        raise ValueError(f"no pairs to score for {desc}")
+    local = predict_pairs(model, family, pairs, transform, device, range(dist.rank, len(pairs), dist.world),
+                          batch_size=batch_size, threshold=threshold, progress=progress and dist.is_main,
+                          desc=desc, amp=amp, channels_last=channels_last)
+    gathered = sorted((p for part in dist.gather_objects(local) for p in part), key=lambda p: p[0])
+    scores = PairScores()
+    empty = 0
+    correct = 0
+    decisions = 0
+    for k, packed_a, packed_b, dps in gathered:
+        sample = pairs[k]
+        for side, packed in (("a", packed_a), ("b", packed_b)):
+            pred = _unpack(packed)
+            gt = np.asarray(sample[f"mask_{side}"], dtype=bool)
+            scores.add(pred, gt, str(sample.get(f"group_{side}", "all")))
+            empty += int(not pred.any())
+        for dp in dps or ():
+            decisions += 1
+            correct += int((dp > threshold) == (not negative))
+    summary = scores.summary()
+    summary["n_pairs"] = len(gathered)
+    summary["empty_fraction"] = empty / (2 * len(gathered))
+    summary["decision_accuracy"] = correct / decisions if decisions else None
+    return summary
+
+
+def evaluate_run(run_dir, data_root=None, dataset: str = "folder", max_pairs_per_group: int | None = None,
+                 negative_pairs: int | None = None, seed: int = 0, batch_size: int = 8,
+                 progress: bool = True, device: str | None = None) -> dict:
+    """Score a trained run on every image of a dataset folder (or on the run's synthetic test set).
+
+    Positive pairs: every pair within every group (capped by `max_pairs_per_group`); negative pairs (as many as
+    positive pairs, at most 1000, unless `negative_pairs` says otherwise) for every model, so that the empty-mask
+    fraction is comparable; decision accuracy for models with a decision network. Writes
+    `evaluation_<name>.json` in the run dir and returns the report (with its `path`).
+    """
+    from cosegkit.train.engine import load_trained_model
+
+    run_dir = Path(run_dir)
+    settings, model, dev = load_trained_model(run_dir, device=device)
+    family = settings.model.family
+    from cosegkit.train.modeling import eval_transform
+
+    transform = eval_transform(settings, model)
+    if data_root is None:
+        from cosegkit.train.data import build_run_data
+
+        data = build_run_data(settings, None)
+        pos, neg, name = data.test_positive, data.test_negative, "synthetic"
+    else:
+        from cosegkit.data import load_dataset
+        from cosegkit.data.pairs import RealPairs
+        from cosegkit.data.pairs import negative_pairs as draw_negative
+        from cosegkit.data.pairs import positive_pairs as draw_positive
+        from cosegkit.train.data import CachedDataset
+
+        ds = CachedDataset(load_dataset(dataset, data_root))
+        pos = RealPairs(ds, draw_positive(ds, None, seed=seed, max_pairs_per_group=max_pairs_per_group))
+        n_neg = min(len(pos), 1000) if negative_pairs is None else negative_pairs
+        neg = RealPairs(ds, draw_negative(ds, None, n=n_neg, seed=seed), negative=True) if n_neg else None
+        name = Path(data_root).resolve().name
+    report = {
+        "run_dir": str(run_dir),
+        "experiment": settings.experiment,
+        "data": name if data_root is None else str(Path(data_root).resolve()),
+        "positive": score_pairs(model, family, pos, transform, dev, batch_size=batch_size, progress=progress,
+                                desc="positive pairs"),
+        "negative": None,
+    }
+    if neg is not None and len(neg):
+        report["negative"] = score_pairs(model, family, neg, transform, dev, negative=True,
+                                         batch_size=batch_size, progress=progress, desc="negative pairs")
+    path = run_dir / f"evaluation_{name}.json"
+    from cosegkit.train.records import write_json
+
+    write_json(path, report)
+    report["path"] = str(path)
+    return json.loads(json.dumps(report))

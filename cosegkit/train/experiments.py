@@ -1,0 +1,144 @@
+"""The experiment registry: one entry per table row the notebooks need.
+
+- is_triplet_coseg Tables 1-2: SiameseUNet with seg loss (dice | ce | focal) with / without IS-Triplet
+  (`unet-<loss>`, `unet-<loss>-istriplet`); lr 1e-3 without and 1e-4 with IS-Triplet (§4.1.3).
+  Every SiameseUNet row uses the 64-channel embedding head (§3.3) so that a row differs from its partner only
+  in the loss term; the paper's original 2-channel head is `overrides={"model.head": "original"}`.
+- cosegnet Tables 1, 5, 6: `cosegnet` (metric layer cT9), `cosegnet-base` (no metric / decision network,
+  trained with null masks on negative pairs, §4.5), and `cosegnet-f|ct3|ct6|ct11` (Table 6).
+- the pixel-DML comparison notebook: `pixel-dml-none|istriplet|discriminative|group`: SiameseUNet + Dice plus one
+  pixel-embedding loss weighted by the same lambda schedule, all at the same learning rate (the no-DML lr) so
+  the loss term is the only difference.
+- single-image baselines: `unet-single-image`, `cosegnet-single-image` (the pair fusion sees the image itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from cosegkit.train.profiles import Profile, get_profile
+from cosegkit.train.settings import TrainSettings, apply_overrides
+
+__all__ = ["Experiment", "EXPERIMENTS", "list_experiments", "get_experiment", "build_settings"]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    description: str
+    family: str  # unet | cosegnet | cosegnet-base
+    seg: str = "dice"
+    dml: str | None = None
+    metric_layer: str = "cT9"
+    single_image: bool = False
+    shared_lr: bool = False  # pixel-DML comparison: one lr for every DML loss
+
+    def settings(self, profile: Profile | str, seed: int = 0, dataset: str = "folder") -> TrainSettings:
+        if isinstance(profile, str):
+            profile = get_profile(profile)
+        loss = replace(profile.loss, seg=self.seg, dml=self.dml)
+        if self.family == "unet":
+            model = replace(profile.unet_model, single_image=self.single_image)
+            data = replace(profile.unet_data, dataset=dataset)
+            optim = profile.unet_optim
+            if self.dml == "istriplet" and not self.shared_lr:
+                optim = replace(optim, lr=profile.unet_lr_istriplet)
+            epochs = profile.unet_epochs
+        else:
+            model = replace(
+                profile.cosegnet_model,
+                family=self.family,
+                metric_layer=self.metric_layer,
+                single_image=self.single_image,
+            )
+            data = replace(profile.cosegnet_data, dataset=dataset)
+            optim = profile.cosegnet_optim
+            if dataset == "internet":
+                optim = replace(optim, weight_decay=profile.cosegnet_weight_decay_internet)
+            epochs = profile.cosegnet_epochs
+        return TrainSettings(
+            experiment=self.name,
+            profile=profile.name,
+            description=self.description,
+            model=model,
+            loss=loss,
+            optim=optim,
+            data=data,
+            epochs=epochs,
+            seed=seed,
+            num_threads=profile.num_threads,
+            deviations=profile.deviations,
+        )
+
+
+def _build() -> dict[str, Experiment]:
+    exps: list[Experiment] = []
+    names = {"dice": "Dice", "ce": "cross-entropy", "focal": "Focal"}
+    for seg in ("dice", "ce", "focal"):
+        exps.append(Experiment(f"unet-{seg}", f"SiameseUNet, {names[seg]} loss (IS-Triplet Table 2)", "unet", seg))
+        exps.append(
+            Experiment(
+                f"unet-{seg}-istriplet",
+                f"SiameseUNet, {names[seg]} + lambda * IS-Triplet (IS-Triplet Tables 1-2)",
+                "unet",
+                seg,
+                "istriplet",
+            )
+        )
+    exps.append(Experiment("cosegnet", "CoSegNet, metric layer cT9 (CoSegNet Tables 1-6)", "cosegnet"))
+    exps.append(
+        Experiment("cosegnet-base", "CoSegNet-base: no metric/decision network (CoSegNet Table 5)", "cosegnet-base")
+    )
+    for layer in ("f", "cT3", "cT6", "cT11"):
+        exps.append(
+            Experiment(
+                f"cosegnet-{layer.lower()}",
+                f"CoSegNet, metric network fed from {layer} (CoSegNet Table 6)",
+                "cosegnet",
+                metric_layer=layer,
+            )
+        )
+    dml_names = {None: "none", "istriplet": "istriplet", "discriminative": "discriminative", "group": "group"}
+    for dml, tag in dml_names.items():
+        what = "Dice only" if dml is None else f"Dice + lambda * {tag} pixel-embedding loss"
+        exps.append(
+            Experiment(f"pixel-dml-{tag}", f"pixel-DML comparison: SiameseUNet, {what}", "unet", "dice", dml,
+                       shared_lr=True)
+        )
+    exps.append(
+        Experiment("unet-single-image", "single-image baseline: SiameseUNet(single_image=True), Dice", "unet",
+                   single_image=True)
+    )
+    exps.append(
+        Experiment("cosegnet-single-image", "single-image baseline: CoSegNet(single_image=True)", "cosegnet",
+                   single_image=True)
+    )
+    return {e.name: e for e in exps}
+
+
+EXPERIMENTS: dict[str, Experiment] = _build()
+
+
+def list_experiments() -> list[Experiment]:
+    """Every registered experiment, in table order."""
+    return list(EXPERIMENTS.values())
+
+
+def get_experiment(name: str) -> Experiment:
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise ValueError(f"unknown experiment {name!r}; valid experiments: {', '.join(EXPERIMENTS)}") from None
+
+
+def build_settings(
+    experiment: str,
+    profile: str,
+    seed: int = 0,
+    overrides: dict | None = None,
+    dataset: str = "folder",
+) -> TrainSettings:
+    """Settings of `experiment` under `profile`, with dotted-key `overrides` applied last."""
+    exp = get_experiment(experiment)
+    prof = get_profile(profile)
+    return apply_overrides(exp.settings(prof, seed=seed, dataset=dataset), overrides)

@@ -1,0 +1,148 @@
+"""Run profiles: `smoke` (tests/CI), `cpu` (the whole reproduction in about an hour on 2 cores), `paper` (GPU).
+
+A profile holds the numbers; an experiment (experiments.py) decides which of them a run uses. The `paper`
+profile copies both papers' stated settings exactly; every place where the `cpu` profile differs is listed in
+its `deviations`, with the reason, and lands in each run's config.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cosegkit.train.settings import DataSettings, LossSettings, ModelSettings, OptimSettings
+
+__all__ = ["Profile", "PROFILES", "get_profile", "list_profiles"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    unet_model: ModelSettings
+    cosegnet_model: ModelSettings
+    unet_data: DataSettings
+    cosegnet_data: DataSettings
+    unet_epochs: int
+    cosegnet_epochs: int
+    unet_optim: OptimSettings  # SiameseUNet without a DML term (IS-Triplet §4.1.3: lr 1e-3)
+    unet_lr_istriplet: float  # SiameseUNet with IS-Triplet (§4.1.3: lr 1e-4)
+    cosegnet_optim: OptimSettings
+    cosegnet_weight_decay_internet: float  # cosegnet §4.1: 5e-4 when training on the Internet dataset
+    loss: LossSettings
+    n_splits: int = 1  # random 3:1:1 splits per CoSegNet table entry (cosegnet §4.2: 100)
+    num_threads: int | None = 2
+    deviations: tuple[str, ...] = ()
+
+
+_SMOKE = Profile(
+    name="smoke",
+    description="synthetic 64x64 pairs, tiny random encoder, 2 epochs: seconds per experiment (tests, CI)",
+    unet_model=ModelSettings(family="unet", encoder="tiny", pretrained=False),
+    cosegnet_model=ModelSettings(family="cosegnet", encoder="tiny", pretrained=False, width_mult=0.25),
+    unet_data=DataSettings(
+        image_size=64, batch_size=2, pairs_per_epoch=8, val_pairs=4, test_max_pairs_per_group=2,
+        test_negative_pairs=4, synthetic_train_pairs=8, synthetic_val_pairs=4, synthetic_test_pairs=6,
+    ),
+    cosegnet_data=DataSettings(
+        image_size=64, batch_size=2, pairs_per_epoch=6, val_pairs=4, test_max_pairs_per_group=2,
+        test_negative_pairs=4, synthetic_train_pairs=8, synthetic_val_pairs=4, synthetic_test_pairs=6,
+    ),
+    unet_epochs=2,
+    cosegnet_epochs=2,
+    unet_optim=OptimSettings(lr=1e-2, weight_decay=1e-4, lr_decay=0.85),
+    unet_lr_istriplet=1e-3,
+    cosegnet_optim=OptimSettings(lr=1e-2, weight_decay=4e-4, lr_decay=1.0),
+    cosegnet_weight_decay_internet=5e-4,
+    loss=LossSettings(k=256),
+    n_splits=2,
+    num_threads=1,
+    deviations=(
+        "smoke: tiny random encoder, 64x64 synthetic pairs, 2 epochs, K=256, lr x10: checks the code, not the paper",
+    ),
+)
+
+# cpu: both families on the offline-pretrained EfficientNet-Lite0 encoder. Sizes, epochs and learning rates
+# were measured so that a sweep run takes about 2 minutes on 2 cores (see the module docstring of
+# experiments.py for the run list, and README/bench numbers).
+_CPU = Profile(
+    name="cpu",
+    description="pretrained EfficientNet-Lite0, 128x128, a few short epochs: the whole reproduction in ~1 h on 2 cores",
+    unet_model=ModelSettings(family="unet", encoder="efficientnet_lite0", pretrained=True, freeze_bn="encoder"),
+    cosegnet_model=ModelSettings(
+        family="cosegnet", encoder="efficientnet_lite0", pretrained=True, width_mult=0.25, freeze_bn="encoder"
+    ),
+    unet_data=DataSettings(
+        image_size=128, batch_size=3, pairs_per_epoch=240, val_pairs=48, test_max_pairs_per_group=6,
+        test_negative_pairs=60, num_workers=0, synthetic_train_pairs=240, synthetic_val_pairs=32,
+        synthetic_test_pairs=64,
+    ),
+    cosegnet_data=DataSettings(
+        image_size=128, batch_size=3, pairs_per_epoch=120, val_pairs=48, test_max_pairs_per_group=6,
+        test_negative_pairs=60, num_workers=0, synthetic_train_pairs=240, synthetic_val_pairs=32,
+        synthetic_test_pairs=64,
+    ),
+    unet_epochs=4,
+    cosegnet_epochs=4,
+    unet_optim=OptimSettings(lr=1e-2, weight_decay=1e-4, lr_decay=0.85, encoder_lr_mult=0.1),
+    unet_lr_istriplet=1e-3,
+    cosegnet_optim=OptimSettings(lr=1e-2, weight_decay=4e-4, lr_decay=0.85, encoder_lr_mult=0.1),
+    cosegnet_weight_decay_internet=5e-4,
+    loss=LossSettings(k=2000),
+    n_splits=1,
+    num_threads=2,
+    deviations=(
+        "cpu: EfficientNet-Lite0 (ImageNet-pretrained, shipped offline) replaces ResNet-50 / VGG-16 in both families",
+        "cpu: images 128x128 instead of 448x448 / 224x224, a few epochs of a capped number of pairs, to fit ~2 min/run",
+        "cpu: the pretrained encoder's BatchNorm keeps its ImageNet statistics (eval-mode BN; batch 3 is noisy)",
+        "cpu: SGD lr x10 (1e-2 / 1e-3 with IS-Triplet) with the encoder at 0.1x; CoSegNet lr 1e-2 (paper 1e-5) "
+        "decayed x0.85 per epoch: at lr 1e-5 CoSegNet does not move within a CPU budget of a few hundred steps",
+        "cpu: CoSegNet decoder at width 0.25 of the paper's channel counts (speed)",
+        "cpu: K=2000 pixels per IS-Triplet set (an image has only 16384 pixels at 128x128)",
+        "cpu: one random 3:1:1 split per table entry (paper: 100)",
+    ),
+)
+
+_PAPER = Profile(
+    name="paper",
+    description="the papers' own settings (GPU): ResNet-50 U-Net 448x448 30 epochs; VGG-16 CoSegNet 224x224",
+    unet_model=ModelSettings(family="unet", encoder="resnet50", pretrained=True),
+    cosegnet_model=ModelSettings(family="cosegnet", encoder="vgg16", pretrained=True),
+    unet_data=DataSettings(
+        image_size=448, batch_size=3, pairs_per_epoch=None, val_pairs=256, test_max_pairs_per_group=None,
+        test_negative_pairs=500, num_workers=4, synthetic_train_pairs=2000, synthetic_val_pairs=200,
+        synthetic_test_pairs=200,
+    ),
+    cosegnet_data=DataSettings(
+        image_size=224, batch_size=3, pairs_per_epoch=None, val_pairs=256, test_max_pairs_per_group=None,
+        test_negative_pairs=500, num_workers=4, synthetic_train_pairs=2000, synthetic_val_pairs=200,
+        synthetic_test_pairs=200,
+    ),
+    unet_epochs=30,
+    cosegnet_epochs=50,
+    unet_optim=OptimSettings(lr=1e-3, momentum=0.9, weight_decay=1e-4, lr_decay=0.85),
+    unet_lr_istriplet=1e-4,
+    cosegnet_optim=OptimSettings(lr=1e-5, momentum=0.9, weight_decay=4e-4, lr_decay=1.0),
+    cosegnet_weight_decay_internet=5e-4,
+    loss=LossSettings(k=5000, margin=3.0, lambda0=1.0, lambda_decay=0.85, triplet_margin=1.0),
+    n_splits=100,
+    num_threads=None,
+    deviations=(
+        "paper: CoSegNet's number of epochs is not stated (cosegnet §4.1); 50 chosen",
+        "paper: CoSegNet batch of 3 counts triplets (3 positive + 3 negative pairs); the paper's '3 pairs' "
+        "cannot hold a whole triplet for L2",
+    ),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _CPU, _PAPER)}
+
+
+def list_profiles() -> list[str]:
+    return list(PROFILES)
+
+
+def get_profile(name: str) -> Profile:
+    """The named profile; an unknown name raises ValueError listing the valid ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}") from None

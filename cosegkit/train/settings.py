@@ -1,0 +1,216 @@
+"""Training settings as frozen dataclasses, plus dotted-key overrides.
+
+One `TrainSettings` fully describes a run; it is written to `config.json` in the run dir and is all that
+`--resume` and `evaluate_run` need to rebuild the model and the data. Profiles (`profiles.py`) fill in the
+numbers; experiments (`experiments.py`) pick the model family and losses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ModelSettings",
+    "LossSettings",
+    "OptimSettings",
+    "DataSettings",
+    "TrainSettings",
+    "apply_overrides",
+    "settings_to_dict",
+    "settings_from_dict",
+]
+
+FAMILIES = ("unet", "cosegnet", "cosegnet-base")
+SEG_LOSSES = ("dice", "ce", "focal")
+DML_LOSSES = ("istriplet", "discriminative", "group")
+METRIC_LAYERS = ("f", "cT3", "cT6", "cT9", "cT11")
+FREEZE_BN = ("none", "encoder", "all")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which network to build (see cosegkit.models)."""
+
+    family: str  # "unet" (SiameseUNet) | "cosegnet" (CoSegNet) | "cosegnet-base" (CoSegNetBase)
+    encoder: str
+    pretrained: bool
+    head: str = "embedding"  # SiameseUNet only: "original" (2-channel) or "embedding" (64-d + 1x1 conv)
+    embedding_dim: int = 64
+    metric_layer: str = "cT9"  # CoSegNet only (cosegnet Table 6)
+    width_mult: float = 1.0  # CoSegNet decoder width (1.0 = paper)
+    single_image: bool = False
+    # BatchNorm layers kept in eval mode while training: "none"; "encoder" (the pretrained encoder's BN keeps its
+    # ImageNet statistics: batch 3 gives noisy ones; the randomly initialised decoder still normalises with batch
+    # statistics, without which SGD barely moves it); "all" (no batch statistics anywhere, so data-parallel
+    # ranks compute exactly what one process computes).
+    freeze_bn: str = "none"
+    # CoSegNet / CoSegNet-base decoder init: "he" (Kaiming normal for the ReLU convT stack) or "default" (PyTorch's,
+    # which shrinks activations ~1.7x per layer: after 13 convT the mask logits hardly depend on the input and
+    # SGD does not get them moving). The paper does not state its decoder init.
+    decoder_init: str = "he"
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"model.family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
+        if self.freeze_bn not in FREEZE_BN:
+            raise ValueError(f"model.freeze_bn must be one of {', '.join(FREEZE_BN)}, got {self.freeze_bn!r}")
+        if self.decoder_init not in ("he", "default"):
+            raise ValueError(f"model.decoder_init must be 'he' or 'default', got {self.decoder_init!r}")
+        if self.metric_layer not in METRIC_LAYERS:
+            raise ValueError(
+                f"model.metric_layer must be one of {', '.join(METRIC_LAYERS)}, got {self.metric_layer!r}"
+            )
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """Loss terms. SiameseUNet: seg + lambda * dml (is_triplet_coseg Eq. 5); CoSegNet: w1 L1 + w2 L2 + w3 L3."""
+
+    seg: str = "dice"  # SiameseUNet segmentation loss: dice | ce | focal (CoSegNet always uses BCE, Eq. 2)
+    dml: str | None = None  # None | istriplet | discriminative | group
+    k: int = 5000  # IS-Triplet: pixels sampled per set (§3.2, §4.1.3)
+    margin: float = 3.0  # IS-Triplet violation margin m
+    lambda0: float = 1.0  # weight of the DML term at epoch 0
+    lambda_decay: float = 0.85  # lambda multiplied by this after each epoch (§4.1.3)
+    triplet_margin: float = 1.0  # CoSegNet triplet margin alpha (cosegnet §4.1)
+    positive_weights: tuple[float, float, float] = (0.33, 0.33, 0.33)  # w1, w2, w3 for positive pairs
+    negative_weights: tuple[float, float, float] = (0.0, 0.5, 0.5)  # w1, w2, w3 for negative pairs
+    delta_v: float = 0.5  # discriminative loss pull margin (discriminative_loss §2)
+    delta_d: float = 1.5  # discriminative loss push margin
+    group_k: int = 256  # Group Loss: fg and bg pixels sampled per image (the two "groups")
+    group_anchors: int = 2  # Group Loss: one-hot anchors per class and image
+    group_steps: int = 3  # Group Loss: replicator-dynamics steps (group_loss: 1-3 work best)
+
+    def __post_init__(self):
+        if self.seg not in SEG_LOSSES:
+            raise ValueError(f"loss.seg must be one of {', '.join(SEG_LOSSES)}, got {self.seg!r}")
+        if self.dml is not None and self.dml not in DML_LOSSES:
+            raise ValueError(f"loss.dml must be None or one of {', '.join(DML_LOSSES)}, got {self.dml!r}")
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    """SGD with momentum and a per-epoch exponential learning-rate decay."""
+
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_decay: float = 1.0  # lr multiplied by this after each epoch (IS-Triplet: 0.85; CoSegNet: fixed, 1.0)
+    encoder_lr_mult: float = 1.0  # lr multiplier for the (pretrained) encoder parameters
+    grad_clip: float | None = None  # max global grad norm, None = no clipping
+
+    def __post_init__(self):
+        if not self.lr > 0:
+            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Image size, batches, how many pairs per epoch, and the synthetic set used when no data root is given."""
+
+    image_size: int
+    batch_size: int  # per process; SiameseUNet: pairs, CoSegNet: triplets (= a positive + a negative pair)
+    pairs_per_epoch: int | None = None  # training pairs (triplets) drawn per epoch; None = every positive pair
+    dataset: str = "folder"  # cosegkit.data.load_dataset name for --data-root (folder, internet, msrc, ...)
+    split: tuple[int, int, int] = (3, 1, 1)  # train:val:test (cosegnet §4.2)
+    split_seed: int | None = None  # None -> the run seed
+    val_pairs: int = 64  # positive validation pairs scored after every epoch
+    test_max_pairs_per_group: int | None = None  # None = every pair within every test group (paper protocol)
+    test_negative_pairs: int = 100  # negative (outlier) test pairs
+    num_workers: int = 0
+    cache_images: bool = True  # keep decoded images in memory (real data)
+    synthetic_train_pairs: int = 24
+    synthetic_val_pairs: int = 8
+    synthetic_test_pairs: int = 8
+    synthetic_negative_fraction: float = 0.25  # of the synthetic test set (negative pairs)
+
+    def __post_init__(self):
+        if self.image_size % 32:
+            raise ValueError(f"data.image_size must be divisible by 32, got {self.image_size}")
+        if self.batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    experiment: str
+    profile: str
+    model: ModelSettings
+    loss: LossSettings
+    optim: OptimSettings
+    data: DataSettings
+    epochs: int
+    seed: int = 0
+    description: str = ""
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # bf16 autocast, CUDA only
+    channels_last: bool = True  # CUDA only
+    deterministic: bool = True  # torch.use_deterministic_algorithms + fixed thread count
+    num_threads: int | None = 2  # torch.set_num_threads on CPU (fixed for bit-exact resume); None = leave
+    progress: bool = True  # tqdm bars
+    eval_threshold: float = 0.5
+    deviations: tuple[str, ...] = ()  # documented differences from the paper's own settings
+    fault_sigkill_step: int | None = None  # testing only: SIGKILL this process before global step N
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+
+def settings_to_dict(settings) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(settings)))
+
+
+def _coerce(value, annotation):
+    """Turn JSON values back into the dataclass field's type (tuples from lists, nested dataclasses)."""
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation) and isinstance(value, dict):
+        return _from_dict(annotation, value)
+    if annotation is tuple or origin is tuple:
+        return tuple(value) if value is not None else None
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None:
+            return None
+        if len(args) == 1:
+            return _coerce(value, args[0])
+    return value
+
+
+def _from_dict(cls, data: dict):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; valid: {sorted(names)}")
+    return cls(**{k: _coerce(v, hints[k]) for k, v in data.items()})
+
+
+def settings_from_dict(data: dict) -> TrainSettings:
+    return _from_dict(TrainSettings, data)
+
+
+def apply_overrides(settings: TrainSettings, overrides: dict[str, Any] | None) -> TrainSettings:
+    """Return a copy with dotted keys replaced, e.g. {"epochs": 2, "optim.lr": 0.01, "data.image_size": 96}."""
+    if not overrides:
+        return settings
+    data = settings_to_dict(settings)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = data
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f"override {key!r}: {part!r} is not a settings section")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ValueError(f"override {key!r}: unknown field {parts[-1]!r}; valid: {sorted(node)}")
+        node[parts[-1]] = list(value) if isinstance(value, tuple) else value
+    return settings_from_dict(data)
+

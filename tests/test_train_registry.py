@@ -1,0 +1,92 @@
+"""Experiment registry, profiles and settings (no training)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cosegkit.train import (
+    apply_overrides,
+    build_settings,
+    get_profile,
+    list_experiments,
+    list_profiles,
+)
+from cosegkit.train.settings import settings_from_dict, settings_to_dict
+
+TABLE_ROWS = [
+    "unet-dice", "unet-dice-istriplet", "unet-ce", "unet-ce-istriplet", "unet-focal", "unet-focal-istriplet",
+    "cosegnet", "cosegnet-base", "cosegnet-f", "cosegnet-ct3", "cosegnet-ct6", "cosegnet-ct11",
+    "pixel-dml-none", "pixel-dml-istriplet", "pixel-dml-discriminative", "pixel-dml-group",
+    "unet-single-image", "cosegnet-single-image",
+]
+
+
+def test_every_table_row_is_registered():
+    names = [e.name for e in list_experiments()]
+    assert names == TABLE_ROWS
+    assert all(e.description for e in list_experiments())
+
+
+def test_unknown_profile_lists_valid_ones():
+    with pytest.raises(ValueError, match="smoke, cpu, paper"):
+        get_profile("laptop")
+    assert list_profiles() == ["smoke", "cpu", "paper"]
+
+
+def test_unknown_experiment_lists_valid_ones():
+    with pytest.raises(ValueError, match="unet-dice-istriplet.*cosegnet-ct11"):
+        build_settings("unet-tversky", "smoke")
+
+
+def test_paper_profile_is_the_papers_settings():
+    # is_triplet_coseg §4.1.3
+    s = build_settings("unet-dice", "paper")
+    assert (s.optim.lr, s.optim.momentum, s.optim.weight_decay, s.optim.lr_decay) == (1e-3, 0.9, 1e-4, 0.85)
+    assert (s.data.image_size, s.data.batch_size, s.epochs) == (448, 3, 30)
+    s = build_settings("unet-focal-istriplet", "paper")
+    assert s.optim.lr == 1e-4 and s.loss.dml == "istriplet" and s.loss.seg == "focal"
+    assert (s.loss.k, s.loss.margin, s.loss.lambda0, s.loss.lambda_decay) == (5000, 3.0, 1.0, 0.85)
+    assert s.model.encoder == "resnet50" and s.model.head == "embedding"
+    # cosegnet §4.1
+    c = build_settings("cosegnet", "paper")
+    assert (c.optim.lr, c.optim.momentum, c.optim.weight_decay, c.optim.lr_decay) == (1e-5, 0.9, 4e-4, 1.0)
+    assert (c.data.image_size, c.data.batch_size, c.loss.triplet_margin) == (224, 3, 1.0)
+    assert c.loss.positive_weights == (0.33, 0.33, 0.33) and c.loss.negative_weights == (0.0, 0.5, 0.5)
+    assert c.model.encoder == "vgg16" and c.model.metric_layer == "cT9"
+    assert build_settings("cosegnet", "paper", dataset="internet").optim.weight_decay == 5e-4
+    assert build_settings("cosegnet-ct3", "paper").model.metric_layer == "cT3"
+    assert build_settings("cosegnet-f", "paper").model.metric_layer == "f"
+    assert build_settings("cosegnet-base", "paper").model.family == "cosegnet-base"
+    assert build_settings("unet-single-image", "paper").model.single_image
+    assert build_settings("cosegnet-single-image", "paper").model.single_image
+
+
+def test_pixel_dml_rows_share_one_lr():
+    lrs = {build_settings(f"pixel-dml-{t}", "cpu").optim.lr for t in ("none", "istriplet", "discriminative", "group")}
+    assert len(lrs) == 1
+    assert build_settings("unet-dice-istriplet", "cpu").optim.lr < build_settings("unet-dice", "cpu").optim.lr
+
+
+def test_cpu_profile_states_its_deviations():
+    s = build_settings("cosegnet", "cpu")
+    assert s.model.encoder == "efficientnet_lite0" and s.model.pretrained
+    assert any("lr" in d for d in s.deviations)
+    assert build_settings("unet-dice", "cpu").model.encoder == "efficientnet_lite0"
+
+
+def test_overrides_and_json_roundtrip():
+    s = build_settings("cosegnet", "smoke", seed=3, overrides={"epochs": 5, "optim.lr": 0.5,
+                                                               "loss.negative_weights": [0.0, 0.4, 0.6]})
+    assert s.epochs == 5 and s.optim.lr == 0.5 and s.seed == 3 and s.loss.negative_weights == (0.0, 0.4, 0.6)
+    back = settings_from_dict(json.loads(json.dumps(settings_to_dict(s))))
+    assert back == s
+    with pytest.raises(ValueError, match="unknown field 'lrr'"):
+        apply_overrides(s, {"optim.lrr": 1})
+    with pytest.raises(ValueError, match="not a settings section"):
+        apply_overrides(s, {"epochs.x": 1})
+    with pytest.raises(ValueError, match="divisible by 32"):
+        apply_overrides(s, {"data.image_size": 100})
+    with pytest.raises(ValueError, match="loss.seg"):
+        apply_overrides(s, {"loss.seg": "tversky"})
