@@ -65,7 +65,8 @@ class PairTransform:
         for m in masks:
             if m.shape != image.shape[:2]:
                 raise ValueError(f"{where}: mask shape {m.shape} differs from image shape {image.shape[:2]}")
-        img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
+        # Cached decodes are read-only; torch.from_numpy needs a writable array (np.require copies only then).
+        img = tv_tensors.Image(torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1))
         tms = [tv_tensors.Mask(torch.from_numpy(np.asarray(m, dtype=np.uint8))) for m in masks]
         out = self.transform(img, *tms)
         return out[0].as_subclass(torch.Tensor), [m.as_subclass(torch.Tensor).float() for m in out[1:]]
