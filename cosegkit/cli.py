@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--profile", required=True, help=f"one of {', '.join(PROFILES)}")
     reproduce.add_argument("--data-root", default=None, help="PASCAL-VOC co-seg folder (synthetic set if absent)")
     reproduce.add_argument("--only", default=None, help="run only the notebook whose name contains this")
-    reproduce.add_argument("--out", default="results", help="output directory (default: results/)")
+    reproduce.add_argument("--out", default=None,
+                           help="output directory (default: results/<profile>/)")
     reproduce.set_defaults(handler=_run_reproduce)
     return parser
 

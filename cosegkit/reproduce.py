@@ -1,8 +1,9 @@
 """`cosegkit reproduce`: run the ordered notebooks with papermill, resuming where a previous run stopped.
 
-Executed copies go to ``<out>/notebooks/``; the notebooks themselves write tables to ``<out>/tables/`` and figures
-to ``<out>/figures/``. A notebook counts as done when its executed copy was written by a run with the same
-parameters; ``<out>/reproduce_state.json`` records that, so a rerun skips finished notebooks.
+``<out>`` defaults to ``results/<profile>/``, so profiles never overwrite each other. Executed copies go to
+``<out>/notebooks/``; the notebooks themselves write tables to ``<out>/tables/`` and figures to ``<out>/figures/``.
+A notebook counts as done when its executed copy was written by a run with the same parameters;
+``<out>/reproduce_state.json`` records that, so a rerun skips finished notebooks.
 """
 
 from __future__ import annotations
@@ -53,15 +54,18 @@ def reproduce(
     profile: str,
     data_root: str | None = None,
     only: str | None = None,
-    out: str | Path = "results",
+    out: str | Path | None = None,
     notebook_dir: Path = NOTEBOOK_DIR,
 ) -> int:
-    """Run every notebook (or those whose name contains ``only``) in order; return a process exit code."""
+    """Run every notebook (or those whose name contains ``only``) in order; return a process exit code.
+
+    ``out`` defaults to ``results/<profile>/``.
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
     if data_root is not None and not Path(data_root).is_dir():
         raise FileNotFoundError(f"--data-root {data_root!r} is not a directory")
-    out = Path(out)
+    out = Path("results") / profile if out is None else Path(out)
     notebooks = ordered_notebooks(notebook_dir)
     if not notebooks:
         return _minimal_end_to_end(profile, data_root, out)
