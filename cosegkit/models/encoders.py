@@ -51,6 +51,14 @@ class Encoder(nn.Module):
     input_mean: tuple[float, float, float] = IMAGENET_MEAN
     input_std: tuple[float, float, float] = IMAGENET_STD
 
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Default for encoders built as ``self.stages``: run them in turn and return every stage's output."""
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs
+
     def drop_classifier(self) -> Encoder:
         """Delete parameters that ``forward`` does not use (an ImageNet classifier head), in place.
 
@@ -137,12 +145,6 @@ class VGG16Encoder(Encoder):
         self.out_channels = [64, 128, 256, 512, 512]
         self.strides = [2, 4, 8, 16, 32]
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
 
 
 # ----------------------------------------------------------------------------------------------- EfficientNet-Lite0
@@ -318,12 +320,6 @@ class TinyEncoder(Encoder):
         self.out_channels = list(channels)
         self.strides = [2, 4, 8, 16, 32]
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
 
 
 _REGISTRY = {
