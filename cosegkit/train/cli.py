@@ -75,7 +75,11 @@ def _fmt(summary: dict) -> str:
 def _print_report(report: dict, out=None) -> None:
     out = out or sys.stdout
     pos = report["positive"]
-    print(f"positive pairs: {_fmt(pos)}", file=out)
+    line = f"positive pairs: {_fmt(pos)}"
+    if pos.get("ungated"):
+        u = pos["ungated"]
+        line += f"; before the decision gate P {100 * u['precision']:.1f}  J {u['jaccard']:.3f}"
+    print(line, file=out)
     neg = report.get("negative")
     if neg:
         line = f"negative pairs: {neg['n_pairs']}, empty predicted masks {100 * neg['empty_fraction']:.1f}%"

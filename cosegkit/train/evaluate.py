@@ -44,8 +44,8 @@ def predict_pairs(model, family: str, pairs: Sequence, transform, device, indice
                   amp: bool = False, channels_last: bool = False) -> list[tuple]:
     """Predict the pairs `indices` of `pairs`.
 
-    Returns (k, packed pred_a, packed pred_b, (decision prob a, decision prob b) | None) per pair; the decision
-    of the two sides differs only for a single-image CoSegNet.
+    Returns (k, packed pred_a, packed pred_b, (decision prob a, decision prob b) | None, ungated packed masks |
+    None) per pair; the decision of the two sides differs only for a single-image CoSegNet.
     """
     from cosegkit.train.modeling import predict_probabilities
 
@@ -75,14 +75,14 @@ def _finish_batch(ks, items, prob_a, prob_b, decision, threshold: float) -> list
     for j, (k, it) in enumerate(zip(ks, items, strict=True)):
         pa = resize_to_original(prob_a[j], it["orig_size_a"], threshold=threshold)
         pb = resize_to_original(prob_b[j], it["orig_size_b"], threshold=threshold)
-        dps = None
-        if decision is not None:  # cosegnet §3.5: masks gated by the thresholded decision
-            dps = (float(decision[0][j]), float(decision[1][j]))
-            if dps[0] <= threshold:
-                pa = np.zeros_like(pa)
-            if dps[1] <= threshold:
-                pb = np.zeros_like(pb)
-        out.append((k, _pack(pa), _pack(pb), dps))
+        if decision is None:
+            out.append((k, _pack(pa), _pack(pb), None, None))
+            continue
+        # cosegnet §3.5: masks gated by the thresholded decision; the ungated masks are kept for diagnostics
+        dps = (float(decision[0][j]), float(decision[1][j]))
+        ga = pa if dps[0] > threshold else np.zeros_like(pa)
+        gb = pb if dps[1] > threshold else np.zeros_like(pb)
+        out.append((k, _pack(ga), _pack(gb), dps, (_pack(pa), _pack(pb))))
     return out
 
 
@@ -91,7 +91,8 @@ def score_pairs(model, family: str, pairs: Sequence, transform, device, dist: Di
                 desc: str = "eval", amp: bool = False, channels_last: bool = False) -> dict:
     """Score every pair of `pairs` (a PairSample sequence); `negative` pairs have empty ground truth.
 
-    Returns PairScores.summary() plus n_pairs, empty_fraction (predicted masks with no foreground) and
+    Returns PairScores.summary() plus n_pairs, empty_fraction (predicted masks with no foreground),
+    ungated (P and J of CoSegNet's masks before the decision gate; absent without a decision network) and
     decision_accuracy (share of decisions that match the label, one per image side; None without a decision
     network).
     """
@@ -102,17 +103,20 @@ def score_pairs(model, family: str, pairs: Sequence, transform, device, dist: Di
                           batch_size=batch_size, threshold=threshold, progress=progress and dist.is_main,
                           desc=desc, amp=amp, channels_last=channels_last)
     gathered = sorted((p for part in dist.gather_objects(local) for p in part), key=lambda p: p[0])
-    scores = PairScores()
+    scores, ungated = PairScores(), PairScores()
     empty = 0
     correct = 0
     decisions = 0
-    for k, packed_a, packed_b, dps in gathered:
+    for k, packed_a, packed_b, dps, raw in gathered:
         sample = pairs[k]
-        for side, packed in (("a", packed_a), ("b", packed_b)):
+        for s, (side, packed) in enumerate((("a", packed_a), ("b", packed_b))):
             pred = _unpack(packed)
             gt = np.asarray(sample[f"mask_{side}"], dtype=bool)
-            scores.add(pred, gt, str(sample.get(f"group_{side}", "all")))
+            group = str(sample.get(f"group_{side}", "all"))
+            scores.add(pred, gt, group)
             empty += int(not pred.any())
+            if raw is not None:
+                ungated.add(_unpack(raw[s]), gt, group)
         for dp in dps or ():
             decisions += 1
             correct += int((dp > threshold) == (not negative))
@@ -120,6 +124,9 @@ def score_pairs(model, family: str, pairs: Sequence, transform, device, dist: Di
     summary["n_pairs"] = len(gathered)
     summary["empty_fraction"] = empty / (2 * len(gathered))
     summary["decision_accuracy"] = correct / decisions if decisions else None
+    if len(ungated):  # what the mask decoder alone achieves, before the decision gate
+        u = ungated.summary()
+        summary["ungated"] = {"precision": u["precision"], "jaccard": u["jaccard"]}
     return summary
 
 

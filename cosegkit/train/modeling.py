@@ -14,6 +14,8 @@ CoSegNet-base (§4.5): the same batches; BCE mask loss on every pair, with null 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,13 +58,19 @@ def build_model(ms: ModelSettings) -> nn.Module:
     return model
 
 
-def _he_init(decoder: nn.Module) -> None:
-    """Kaiming-normal init of the convT stack (fan = in_channels * 3 * 3, the fan-in of the equivalent conv)."""
-    for m in decoder.modules():
-        if isinstance(m, nn.ConvTranspose2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")  # convT weight: (in, out, k, k)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+def _he_init(decoder: nn.Module, prior: float = 0.15) -> None:
+    """Kaiming-normal init of the convT stack (fan = in_channels * 3 * 3, the fan-in of the equivalent conv); the
+    last layer (linear, no ReLU) gets unit gain and the bias log(prior / (1 - prior)), so training starts near the
+    foreground prior (the "prior" bias of Lin et al.'s focal-loss paper)."""
+    convs = [m for m in decoder.modules() if isinstance(m, nn.ConvTranspose2d)]
+    for m in convs:
+        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")  # convT weight: (in, out, k, k)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    last = convs[-1]
+    nn.init.kaiming_normal_(last.weight, mode="fan_out", nonlinearity="linear")
+    if last.bias is not None:
+        nn.init.constant_(last.bias, math.log(prior / (1 - prior)))
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
