@@ -97,3 +97,18 @@ def test_python_api_on_the_synthetic_set(tmp_path):
     assert [row["epoch"] for row in result.history] == [1]
     assert result.history[0]["lambda"] == ""  # no DML term
     assert (tmp_path / "r" / "checkpoint.pt").is_file()
+
+
+def test_repeated_splits_report_mean_and_std(folder, tmp_path):
+    from cosegkit.train import train_splits
+
+    agg = train_splits("unet-ce", "smoke", tmp_path / "splits", n_splits=2, data_root=folder,
+                       overrides={"epochs": 1, "progress": False})
+    assert agg["n_splits"] == 2 and len(agg["splits"]) == 2
+    js = [row["jaccard"] for row in agg["splits"]]
+    assert agg["jaccard_mean"] == pytest.approx(np.mean(js))
+    assert agg["jaccard_std"] == pytest.approx(np.std(js, ddof=1))
+    seeds = [json.loads((tmp_path / "splits" / f"split_{i:03d}" / "config.json").read_text())
+             ["settings"]["data"]["split_seed"] for i in range(2)]
+    assert seeds == [0, 1]  # a different random 3:1:1 split per repeat
+    assert json.loads((tmp_path / "splits" / "splits.json").read_text())["n_splits"] == 2
