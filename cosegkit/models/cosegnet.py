@@ -25,6 +25,7 @@ the training engine's job, the model has nothing conditional.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -55,13 +56,23 @@ def _stage_widths(encoder: str, width_mult: float | None, decoder_widths: Sequen
     return tuple(max(1, round(w * mult)) for w in VGG_STAGE_WIDTHS)
 
 
-class CoSegDecoder(nn.Module):
-    """13 convT (3x3, stride 1, pad 1) in 5 NNI stages; ``layers["cT<i>"]``. Output: 1-channel logits."""
+DECODER_NORMS = ("none", "group")
 
-    def __init__(self, in_channels: int, stage_widths: Sequence[int]):
+
+class CoSegDecoder(nn.Module):
+    """13 convT (3x3, stride 1, pad 1) in 5 NNI stages; ``layers["cT<i>"]``. Output: 1-channel logits.
+
+    ``norm="group"`` adds a GroupNorm (8 groups, or fewer when the width is not divisible) before each ReLU. The
+    paper has no normalisation in the decoder; "group" is the cpu profile's deviation (see ``norms``)."""
+
+    def __init__(self, in_channels: int, stage_widths: Sequence[int], norm: str = "none"):
         super().__init__()
+        if norm not in DECODER_NORMS:
+            raise ValueError(f"decoder norm must be one of {', '.join(DECODER_NORMS)}, got {norm!r}")
         self.stage_widths = tuple(stage_widths)
+        self.norm = norm
         self.layers = nn.ModuleDict()
+        self.norms = nn.ModuleDict()
         self.upsample_before: set[str] = set()
         self.channels: dict[str, int] = {}
         cin, i = in_channels, 1
@@ -70,6 +81,8 @@ class CoSegDecoder(nn.Module):
                 name = f"cT{i}"
                 cout = 1 if i == 13 else width
                 self.layers[name] = nn.ConvTranspose2d(cin, cout, 3, stride=1, padding=1)
+                if norm == "group" and i != 13:
+                    self.norms[name] = nn.GroupNorm(math.gcd(8, cout), cout)
                 if j == 0:
                     self.upsample_before.add(name)
                 self.channels[name] = cout
@@ -82,6 +95,8 @@ class CoSegDecoder(nn.Module):
             if name in self.upsample_before:
                 x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             x = self.layers[name](x)
+            if name in self.norms:
+                x = self.norms[name](x)
             if i != 13:
                 x = F.relu(x)
         return x
@@ -115,6 +130,7 @@ class CoSegNet(nn.Module):
             = D(fs_b, fs_b)), so no information crosses the pair.
         decoder_widths: explicit 5 stage widths instead of ``width_mult``.
         embedding_dim, hidden_dim, decision_hidden: metric network FC sizes (64, 128) and decision FC (32).
+        decoder_norm: "none" (paper) or "group" (GroupNorm before each decoder ReLU; the cpu profile's choice).
 
     ``forward(image_a, image_b, positive_mask=None)`` -> dict: logits_a, logits_b (B, 1, H, W) mask logits
     (for rows where the (B,) bool ``positive_mask`` is False they are detached: negative pairs give no mask-loss
@@ -134,6 +150,7 @@ class CoSegNet(nn.Module):
         embedding_dim: int = 64,
         hidden_dim: int = 128,
         decision_hidden: int = 32,
+        decoder_norm: str = "none",
     ):
         super().__init__()
         if metric_layer not in METRIC_LAYERS:
@@ -141,7 +158,8 @@ class CoSegNet(nn.Module):
         self.encoder: Encoder = build_encoder(encoder, pretrained).drop_classifier()
         self.metric_layer = metric_layer
         self.single_image = bool(single_image)
-        self.decoder = CoSegDecoder(self.encoder.out_channels[-1], _stage_widths(encoder, width_mult, decoder_widths))
+        self.decoder = CoSegDecoder(self.encoder.out_channels[-1], _stage_widths(encoder, width_mult, decoder_widths),
+                                    norm=decoder_norm)
         self._metric_index = 0 if metric_layer == "f" else int(metric_layer[2:])
         fu_dim = self.encoder.out_channels[-1] if metric_layer == "f" else self.decoder.channels[metric_layer]
         self.metric = nn.Sequential(nn.Linear(fu_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, embedding_dim))
@@ -229,12 +247,13 @@ class CoSegNetBase(nn.Module):
         width_mult: float | None = None,
         single_image: bool = False,
         decoder_widths: Sequence[int] | None = None,
+        decoder_norm: str = "none",
     ):
         super().__init__()
         self.encoder: Encoder = build_encoder(encoder, pretrained).drop_classifier()
         self.single_image = bool(single_image)
         self.decoder = CoSegDecoder(
-            2 * self.encoder.out_channels[-1], _stage_widths(encoder, width_mult, decoder_widths)
+            2 * self.encoder.out_channels[-1], _stage_widths(encoder, width_mult, decoder_widths), norm=decoder_norm
         )
         self.input_mean = self.encoder.input_mean
         self.input_std = self.encoder.input_std

@@ -49,10 +49,10 @@ def build_model(ms: ModelSettings) -> nn.Module:
                            embedding_dim=ms.embedding_dim, single_image=ms.single_image)
     if ms.family == "cosegnet":
         model = CoSegNet(pretrained=ms.pretrained, metric_layer=ms.metric_layer, encoder=ms.encoder,
-                         width_mult=ms.width_mult, single_image=ms.single_image)
+                         width_mult=ms.width_mult, single_image=ms.single_image, decoder_norm=ms.decoder_norm)
     else:
         model = CoSegNetBase(pretrained=ms.pretrained, encoder=ms.encoder, width_mult=ms.width_mult,
-                             single_image=ms.single_image)
+                             single_image=ms.single_image, decoder_norm=ms.decoder_norm)
     if ms.decoder_init == "he":
         _he_init(model.decoder)
     return model
@@ -77,14 +77,16 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def make_optimizer(model: nn.Module, optim: OptimSettings) -> torch.optim.SGD:
-    """SGD with momentum; encoder parameters at lr * encoder_lr_mult (one group each, encoder first)."""
+def make_optimizer(model: nn.Module, optim: OptimSettings) -> torch.optim.Optimizer:
+    """SGD with momentum, or AdamW; encoder parameters at lr * encoder_lr_mult (one group each, encoder first)."""
     enc, rest = [], []
     for name, p in _unwrap(model).named_parameters():
         if p.requires_grad:
             (enc if name.startswith("encoder.") else rest).append(p)
     groups = [{"params": enc, "lr": optim.lr * optim.encoder_lr_mult}, {"params": rest, "lr": optim.lr}]
     groups = [g for g in groups if g["params"]]
+    if optim.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
     return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
 
 

@@ -71,7 +71,8 @@ _CPU = Profile(
     description="pretrained EfficientNet-Lite0, 160 px U-Net / 128 px CoSegNet, 4 short epochs: ~2 min/run on 2 cores",
     unet_model=ModelSettings(family="unet", encoder="efficientnet_lite0", pretrained=True, freeze_bn="encoder"),
     cosegnet_model=ModelSettings(
-        family="cosegnet", encoder="efficientnet_lite0", pretrained=True, width_mult=0.25, freeze_bn="encoder"
+        family="cosegnet", encoder="efficientnet_lite0", pretrained=True, width_mult=0.25, freeze_bn="encoder",
+        decoder_norm="group",
     ),
     unet_data=DataSettings(
         image_size=160, batch_size=3, pairs_per_epoch=120, val_pairs=48, test_max_pairs_per_group=6,
@@ -87,7 +88,8 @@ _CPU = Profile(
     cosegnet_epochs=4,
     unet_optim=OptimSettings(lr=0.1, weight_decay=1e-4, lr_decay=0.85, encoder_lr_mult=0.1),
     unet_lr_istriplet=0.01,
-    cosegnet_optim=OptimSettings(lr=0.01, weight_decay=4e-4, lr_decay=0.85, encoder_lr_mult=0.1, grad_clip=1.0),
+    cosegnet_optim=OptimSettings(lr=1e-3, optimizer="adamw", weight_decay=4e-4, lr_decay=0.85, encoder_lr_mult=0.1,
+                                 grad_clip=1.0),
     cosegnet_weight_decay_internet=5e-4,
     loss=LossSettings(k=2000),
     n_splits=1,
@@ -99,8 +101,9 @@ _CPU = Profile(
         "cpu: the pretrained encoder's BatchNorm keeps its ImageNet statistics (eval-mode BN; batch 3 is noisy)",
         "cpu: SGD lr x100 for the U-Net decoder (0.1; 0.01 with IS-Triplet, the paper's 10x ratio) with the encoder "
         "at 0.1x: at lr 1e-3 a few hundred Dice steps leave the masks empty",
-        "cpu: CoSegNet SGD lr 0.01 (paper 1e-5) decayed x0.85 per epoch, gradient norm clipped at 1: at 1e-5 it does "
-        "not move within a few hundred steps; without clipping larger steps kill the un-normalised convT stack",
+        "cpu: CoSegNet AdamW lr 1e-3 (paper: SGD 1e-5) decayed x0.85 per epoch, gradient norm clipped at 1, and "
+        "GroupNorm before each decoder ReLU (paper: none): on PASCAL-VOC at 128 px, 3 epochs, the mask loss L1 "
+        "reached 0.46 with SGD lr 0.01 and no norm, 0.40 with GroupNorm, 0.37 with GroupNorm + AdamW",
         "cpu: CoSegNet decoder at width 0.25 of the paper's channel counts (speed)",
         "cpu: K=2000 pixels per IS-Triplet set (an image has 25600 pixels at 160 px)",
         "cpu: at most 6 test pairs per group and 60 negative pairs (paper: every pair); one 3:1:1 split (paper: 100)",

@@ -53,6 +53,8 @@ class ModelSettings:
     # which shrinks activations ~1.7x per layer: after 13 convT the mask logits hardly depend on the input and
     # SGD does not get them moving). The paper does not state its decoder init.
     decoder_init: str = "he"
+    # CoSegNet / CoSegNet-base decoder normalisation: "none" (paper) or "group" (GroupNorm before each ReLU).
+    decoder_norm: str = "none"
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -95,9 +97,10 @@ class LossSettings:
 
 @dataclass(frozen=True)
 class OptimSettings:
-    """SGD with momentum and a per-epoch exponential learning-rate decay."""
+    """SGD with momentum (both papers) or AdamW (cpu profile's CoSegNet), with a per-epoch exponential lr decay."""
 
     lr: float
+    optimizer: str = "sgd"  # "sgd" (momentum, weight_decay as L2) or "adamw" (betas (0.9, 0.999), decoupled decay)
     momentum: float = 0.9
     weight_decay: float = 1e-4
     lr_decay: float = 1.0  # lr multiplied by this after each epoch (IS-Triplet: 0.85; CoSegNet: fixed, 1.0)
@@ -107,6 +110,8 @@ class OptimSettings:
     def __post_init__(self):
         if not self.lr > 0:
             raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optim.optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
 
 
 @dataclass(frozen=True)
