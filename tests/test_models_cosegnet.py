@@ -228,3 +228,26 @@ def test_three_training_steps_lower_the_loss():
     with torch.no_grad():
         final = loss_fn().item()
     assert math.isfinite(final) and final < losses[0]
+
+
+def test_group_norm_decoder_is_scale_invariant():
+    # GroupNorm before each ReLU: with zero convT biases, scaling the encoder features leaves the mask logits
+    # unchanged (up to eps); without it (the paper's decoder) the logits scale with the input.
+    torch.manual_seed(0)
+    normed = CoSegNet(encoder="tiny", decoder_norm="group")
+    plain = CoSegNet(encoder="tiny")
+    for net in (normed, plain):
+        for conv in net.decoder.layers.values():
+            torch.nn.init.zeros_(conv.bias)
+    assert len(normed.decoder.norms) == 12 and len(plain.decoder.norms) == 0
+    assert all(isinstance(m, torch.nn.GroupNorm) for m in normed.decoder.norms.values())
+    f = 100 * torch.randn(2, normed.encoder.out_channels[-1], 2, 2)  # large enough that GroupNorm's eps is moot
+    with torch.no_grad():
+        small, large = normed.decoder(f), normed.decoder(10 * f)
+        assert small.abs().max() > 1e-3 and torch.allclose(small, large, rtol=1e-3, atol=1e-4)
+        small, large = plain.decoder(f), plain.decoder(10 * f)
+        assert small.abs().max() > 0 and torch.allclose(large, 10 * small, rtol=1e-3, atol=0)
+    base = CoSegNetBase(encoder="tiny", decoder_norm="group")
+    assert base(*_pair(1, 64))["logits_a"].shape == (1, 1, 64, 64)
+    with pytest.raises(ValueError, match="decoder norm must be one of none, group"):
+        CoSegNet(encoder="tiny", decoder_norm="batch")

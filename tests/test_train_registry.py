@@ -90,3 +90,23 @@ def test_overrides_and_json_roundtrip():
         apply_overrides(s, {"data.image_size": 100})
     with pytest.raises(ValueError, match="loss.seg"):
         apply_overrides(s, {"loss.seg": "tversky"})
+
+
+def test_optimizer_setting_builds_sgd_or_adamw_with_encoder_multiplier():
+    import torch
+
+    from cosegkit.train.modeling import build_model, make_optimizer
+
+    assert build_settings("cosegnet", "paper").optim.optimizer == "sgd"
+    assert build_settings("cosegnet", "paper").model.decoder_norm == "none"
+    cpu = build_settings("cosegnet", "cpu")
+    assert cpu.optim.optimizer == "adamw" and cpu.model.decoder_norm == "group"
+    assert build_settings("unet-dice", "cpu").optim.optimizer == "sgd"
+    s = build_settings("cosegnet", "smoke", overrides={"optim.optimizer": "adamw", "optim.lr": 0.002,
+                                                      "optim.encoder_lr_mult": 0.5})
+    opt = make_optimizer(build_model(s.model), s.optim)
+    assert isinstance(opt, torch.optim.AdamW)
+    assert [g["lr"] for g in opt.param_groups] == [0.001, 0.002]
+    assert isinstance(make_optimizer(build_model(s.model), build_settings("cosegnet", "smoke").optim), torch.optim.SGD)
+    with pytest.raises(ValueError, match="optim.optimizer must be 'sgd' or 'adamw'"):
+        apply_overrides(s, {"optim.optimizer": "adam"})
