@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--only", default=None, help="run only the notebook whose name contains this")
     reproduce.add_argument("--out", default=None,
                            help="output directory (default: results/<profile>/)")
+    reproduce.add_argument("--withhold-dataset-images", action="store_true",
+                           help="afterwards remove the figures that show dataset images (for a run to be committed)")
     reproduce.set_defaults(handler=_run_reproduce)
     return parser
 
@@ -42,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_reproduce(args: argparse.Namespace) -> int:
     from cosegkit.reproduce import reproduce
 
-    return reproduce(profile=args.profile, data_root=args.data_root, only=args.only, out=args.out)
+    return reproduce(profile=args.profile, data_root=args.data_root, only=args.only, out=args.out,
+                     withhold_dataset_images=args.withhold_dataset_images)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,11 @@ from pathlib import Path
 PROFILES = ("smoke", "cpu", "paper")
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 STATE_FILE = "reproduce_state.json"
+# Figures that show the pixels of a real dataset's images when the notebooks run with a data root. A run meant for
+# committing (`--withhold-dataset-images`) removes them: the repository redistributes no part of a dataset.
+DATASET_FIGURES = ("00_voc_pairs", "cosegnet_visual_results", "cosegnet_base_outliers", "04_meanshift_clusters")
+WITHHELD_NOTE = ("[figure withheld: it shows images of the dataset under data_root, which this repository does not "
+                 "redistribute; rerun the notebook with your copy of the dataset to see it]")
 
 
 def ordered_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -56,10 +61,12 @@ def reproduce(
     only: str | None = None,
     out: str | Path | None = None,
     notebook_dir: Path = NOTEBOOK_DIR,
+    withhold_dataset_images: bool = False,
 ) -> int:
     """Run every notebook (or those whose name contains ``only``) in order; return a process exit code.
 
-    ``out`` defaults to ``results/<profile>/``.
+    ``out`` defaults to ``results/<profile>/``. ``withhold_dataset_images`` then applies
+    :func:`withhold_dataset_figures` to ``out`` (for a run that will be committed).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
@@ -113,10 +120,56 @@ def reproduce(
         }
         _save_state(out, state)
     progress.close()
+    if withhold_dataset_images:
+        withheld = withhold_dataset_figures(out)
+        print(f"withheld {len(withheld)} figure(s) that show dataset images: {', '.join(withheld) or 'none'}")
     total = sum(state[nb.name]["seconds"] for nb in notebooks if nb.name in state)
     print(f"reproduce --profile {profile}: {len(notebooks)} notebook(s) done, {total:.0f} s of notebook time; "
           f"outputs in {out}/")
     return 0
+
+
+def withhold_dataset_figures(out: str | Path, names: tuple[str, ...] = DATASET_FIGURES) -> list[str]:
+    """Remove every trace of the figures ``names`` from a reproduction in ``out``; return the names removed.
+
+    Deletes ``<out>/figures/<name>.png``; in ``<out>/notebooks/*.ipynb`` replaces the image outputs of each cell
+    that saves one of these figures by a note; in ``<out>/REPORT.md`` replaces the figure's link by the same
+    note. Tables, curves and embedding projections contain no dataset pixels and are kept.
+    """
+    import nbformat
+
+    out = Path(out)
+    removed = set()
+    for name in names:
+        png = out / "figures" / f"{name}.png"
+        if png.exists():
+            png.unlink()
+            removed.add(name)
+    for path in sorted((out / "notebooks").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        changed = False
+        for cell in notebook.cells:
+            hits = [n for n in names if n in cell.source]
+            if cell.cell_type != "code" or not hits:
+                continue
+            kept = [o for o in cell.get("outputs", []) if "image/png" not in o.get("data", {})]
+            if len(kept) != len(cell.get("outputs", [])):
+                kept.append(nbformat.v4.new_output("stream", name="stdout", text=WITHHELD_NOTE + "\n"))
+                cell.outputs = kept
+                removed.update(hits)
+                changed = True
+        if changed:
+            nbformat.write(notebook, path)
+    report = out / "REPORT.md"
+    if report.exists():
+        lines = report.read_text().splitlines()
+        for i, line in enumerate(lines):
+            for name in names:
+                if line.strip() == f"![{name}](figures/{name}.png)":
+                    lines[i] = f"{name}: {WITHHELD_NOTE}"
+                    removed.add(name)
+        report.write_text("\n".join(lines) + "\n")
+    return sorted(removed)
 
 
 def _minimal_end_to_end(profile: str, data_root: str | None, out: Path) -> int:
