@@ -112,6 +112,7 @@ def mean_shift(
     *,
     return_centers: bool = False,
     chunk_size: int = 2**22,
+    seeds: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Flat-kernel mean-shift of (N, D) points (see module docstring); agrees with
     ``sklearn.cluster.MeanShift(bandwidth=bandwidth, bin_seeding=True)``.
@@ -125,6 +126,10 @@ def mean_shift(
         tol: convergence threshold relative to the bandwidth (sklearn uses 1e-3).
         return_centers: also return the (K, D) cluster centres.
         chunk_size: maximum number of entries of one (seeds x points) distance block.
+        seeds: (S, D) explicit starting points (sklearn's ``MeanShift(seeds=...)``); overrides ``bin_seeding``.
+            In high dimensions a grid bin's centre can lie farther than the bandwidth from all of its points
+            (up to ``sqrt(D) * bandwidth / 2``), so bin seeding may find nothing; seeding from a random subset
+            of the points always starts inside the data.
 
     Returns:
         labels (N,) ``long`` in [0, K), or ``(labels, centers)``.
@@ -148,7 +153,17 @@ def mean_shift(
         raise ValueError(f"chunk_size must be <= 2**24 (exact float32 counts), got {chunk_size}")
 
     points = points.detach()
-    seeds = bin_seeds(points, bandwidth, min_bin_freq) if bin_seeding else points.clone()
+    if seeds is not None:
+        if not isinstance(seeds, Tensor) or seeds.ndim != 2 or seeds.shape[0] == 0 or seeds.shape[1] != points.shape[1]:
+            raise ValueError(f"seeds must be a (S, {points.shape[1]}) tensor with S >= 1, got "
+                             f"{tuple(seeds.shape) if isinstance(seeds, Tensor) else type(seeds).__name__}")
+        if not bool(torch.isfinite(seeds).all()):
+            raise ValueError("seeds must be finite (found NaN or inf)")
+        seeds = seeds.detach().to(points.device, points.dtype).clone()
+    elif bin_seeding:
+        seeds = bin_seeds(points, bandwidth, min_bin_freq)
+    else:
+        seeds = points.clone()
     if seeds.shape[0] == 0:
         raise ValueError(f"no bin has min_bin_freq={min_bin_freq} points; lower min_bin_freq or raise bandwidth")
     sp = _SortedPoints(points)

@@ -423,16 +423,23 @@ positive, _ = companion.test_samples(results[0], n_positive=n_images, n_negative
 embedded = {loss: companion.pixel_embeddings(by_name[name], positive) for loss, name in losses.items()}'''),
     ("md", """Mean-shift bandwidth: the discriminative loss is trained so each cluster lies within δv = 0.5 of its
 centre, so its bandwidth is δv (the paper's choice). IS-Triplet has no such radius; its margin m = 3 separates
-the classes, and we use m/2 = 1.5. The embeddings are not normalised."""),
+the classes, and we use m/2 = 1.5. The embeddings are not normalised. Seeds: 256 random pixels of each image
+(sklearn's `seeds=`); grid-bin seeding, the sklearn default, can find no seed at all in 64 dimensions, where a
+bin centre may lie farther than the bandwidth from every point in its bin."""),
     ("code", '''bandwidths = {"discriminative": 0.5, "IS-Triplet": 1.5}
+generator = torch.Generator().manual_seed(seeds[0])
+cluster_maps = {loss: [] for loss in embedded}
 rows = []
 fig, axes = plt.subplots(len(embedded) * 2, len(positive), figsize=(2.6 * len(positive), 5.2 * len(embedded)),
                          squeeze=False)
 for row, (loss, items) in enumerate(embedded.items()):
     for col, item in enumerate(items):
         h, w, d = item["embedding"].shape
-        labels = mean_shift(torch.from_numpy(item["embedding"].reshape(-1, d)), bandwidth=bandwidths[loss])
+        pixels = torch.from_numpy(item["embedding"].reshape(-1, d))
+        start = pixels[torch.randperm(len(pixels), generator=generator)[:256]]
+        labels = mean_shift(pixels, bandwidth=bandwidths[loss], seeds=start)
         clusters = labels.numpy().reshape(h, w)
+        cluster_maps[loss].append(clusters)
         ari = adjusted_rand_score(item["mask"].ravel(), clusters.ravel())
         rows.append({"loss": loss, "image": col, "clusters": int(clusters.max()) + 1, "ARI": ari})
         axes[2 * row, col].imshow(plots.overlay_mask(item["image"], item["mask"]))
@@ -449,15 +456,18 @@ quality = pd.DataFrame(rows).groupby("loss", as_index=False).agg(images=("image"
 write_table(quality, out, "04_cluster_quality", "Mean-shift cluster quality per pixel loss (ARI vs ground truth)",
             companion.provenance_for(results, dataset_name, profile))
 display(quality)'''),
-    ("code", '''fig, axes = plt.subplots(len(embedded), 2, figsize=(8, 4 * len(embedded)), squeeze=False)
+    ("code", '''fig, axes = plt.subplots(len(embedded), 3, figsize=(12, 4 * len(embedded)), squeeze=False)
 for row, (loss, items) in enumerate(embedded.items()):
     points = np.concatenate([it["embedding"].reshape(-1, it["embedding"].shape[-1]) for it in items])
     truth = np.concatenate([it["mask"].ravel() for it in items]).astype(int)
+    found = np.minimum(np.concatenate([c.ravel() for c in cluster_maps[loss]]), 5)
     keep = np.random.default_rng(seeds[0]).choice(len(points), min(len(points), 1000), replace=False)
     pca = PCA(n_components=2, random_state=seeds[0]).fit_transform(points[keep])
     tsne = TSNE(n_components=2, init="pca", perplexity=30, random_state=seeds[0]).fit_transform(points[keep])
     plots.plot_embedding_2d(pca, truth[keep], ax=axes[row, 0], title=f"{loss}: PCA (1 = foreground)")
-    plots.plot_embedding_2d(tsne, truth[keep], ax=axes[row, 1], title=f"{loss}: t-SNE")
+    plots.plot_embedding_2d(tsne, truth[keep], ax=axes[row, 1], title=f"{loss}: t-SNE (1 = foreground)")
+    plots.plot_embedding_2d(tsne, found[keep], ax=axes[row, 2],
+                            title=f"{loss}: t-SNE, mean-shift cluster (0 = largest, 5 = sixth or later)")
 fig.tight_layout()
 plots.save_figure(fig, out, "04_embeddings_projected")'''),
 ]

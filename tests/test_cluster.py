@@ -45,6 +45,23 @@ def test_without_bin_seeding_matches_sklearn():
     assert adjusted_rand_score(ref.labels_, labels.numpy()) >= 0.99
 
 
+def test_explicit_seeds_match_sklearn_where_bin_seeding_finds_nothing():
+    # 64-D blobs of std 0.15 (points ~1.2 from their centre): every grid-bin centre is farther than the bandwidth
+    # from all points, so bin seeding fails in both implementations; seeding from points works in both.
+    x, y = _blobs(600, 64, 3, 0.15, 6, spread=1.0)
+    with pytest.raises(ValueError, match="no point was within bandwidth=1.5"):
+        mean_shift(x, 1.5)
+    with pytest.raises(ValueError, match="No point was within bandwidth"):
+        MeanShift(bandwidth=1.5, bin_seeding=True).fit(x.numpy())
+    seeds = x[torch.randperm(600, generator=torch.Generator().manual_seed(0))[:60]]
+    labels = mean_shift(x, 1.5, seeds=seeds)
+    ref = MeanShift(bandwidth=1.5, seeds=seeds.numpy()).fit(x.numpy())
+    assert adjusted_rand_score(ref.labels_, labels.numpy()) >= 0.99
+    assert adjusted_rand_score(y.numpy(), labels.numpy()) >= 0.99
+    with pytest.raises(ValueError, match=r"seeds must be a \(S, 64\) tensor"):
+        mean_shift(x, 1.5, seeds=seeds[:, :3])
+
+
 def test_chunking_does_not_change_the_result():
     x, _ = _blobs(600, 4, 3, 0.1, 5)
     torch.testing.assert_close(mean_shift(x, 0.5, chunk_size=1000), mean_shift(x, 0.5))
