@@ -152,3 +152,26 @@ def test_three_training_steps_lower_the_loss():
         final = (F.cross_entropy(out["logits_a"], ma) + F.cross_entropy(out["logits_b"], mb)).item()
     assert final < losses[0]
     assert all(math.isfinite(x) for x in losses)
+
+
+def test_gate_skips_multiplies_every_skip_by_the_gate_and_keeps_single_image_blind():
+    torch.manual_seed(0)
+    a, b1 = _pair(2, 64, seed=1)
+    _, b2 = _pair(2, 64, seed=2)
+    torch.manual_seed(0)
+    gated = SiameseUNet(encoder="tiny", head="embedding", gate_skips=True).eval()
+    torch.manual_seed(0)
+    plain = SiameseUNet(encoder="tiny", head="embedding").eval()
+    with torch.no_grad():
+        feats = gated.encoder(a)
+        deep, _ = gated.correlation(feats[-1], gated.encoder(b1)[-1])
+        skips = gated._skips(feats[:-1], deep)
+        for s, g in zip(feats[:-1], skips, strict=True):
+            ratio = g / s
+            gate = torch.nn.functional.interpolate(deep[:, -1:], size=s.shape[-2:], mode="bilinear")
+            assert torch.allclose(ratio[s.abs() > 1e-3], gate.expand_as(s)[s.abs() > 1e-3], atol=1e-5)
+        assert not torch.equal(gated(a, b1)["logits_a"], plain(a, b1)["logits_a"])  # same weights, gated skips
+    torch.manual_seed(0)
+    blind = SiameseUNet(encoder="tiny", head="embedding", gate_skips=True, single_image=True).eval()
+    with torch.no_grad():
+        assert torch.equal(blind(a, b1)["logits_a"], blind(a, b2)["logits_a"])

@@ -110,6 +110,9 @@ class SiameseUNet(nn.Module):
             pair (single-image baseline); outputs for image A do not depend on image B.
         decoder_channels: widths of decoder blocks 1-5 (default per encoder: ``DEFAULT_DECODER_CHANNELS``).
         corr_topk_fraction: fraction of partner locations averaged in the correlation block.
+        gate_skips: also multiply every skip connection by the correlation gate (bilinearly upsampled). Not in
+            the paper: there only the deepest features are gated, and the decoder can segment from the ungated
+            skips alone, ignoring the partner (see the README's synthetic benchmark).
 
     ``forward(image_a, image_b)`` -> dict(logits_a, logits_b, embeddings_a, embeddings_b); the embeddings are
     None for the original head. Inputs are (B, 3, H, W) with H, W multiples of 32, normalised with
@@ -125,6 +128,7 @@ class SiameseUNet(nn.Module):
         single_image: bool = False,
         decoder_channels: Sequence[int] | None = None,
         corr_topk_fraction: float = 0.1,
+        gate_skips: bool = False,
     ):
         super().__init__()
         if head not in ("original", "embedding"):
@@ -137,6 +141,7 @@ class SiameseUNet(nn.Module):
         self.decoder_channels = tuple(int(c) for c in decoder_channels)
         self.head = head
         self.single_image = bool(single_image)
+        self.gate_skips = bool(gate_skips)
         self.correlation = CorrelationBlock(corr_topk_fraction)
         deep = self.encoder.out_channels[-1]
         self.decoder = UNetDecoder(
@@ -159,14 +164,20 @@ class SiameseUNet(nn.Module):
             deep_b, _ = self.correlation(feats_b[-1], feats_b[-1])
         else:
             deep_a, deep_b = self.correlation(feats_a[-1], feats_b[-1])
-        logits_a, emb_a = self.decoder(deep_a, feats_a[:-1], tuple(image_a.shape[-2:]))
-        logits_b, emb_b = self.decoder(deep_b, feats_b[:-1], tuple(image_b.shape[-2:]))
+        logits_a, emb_a = self.decoder(deep_a, self._skips(feats_a[:-1], deep_a), tuple(image_a.shape[-2:]))
+        logits_b, emb_b = self.decoder(deep_b, self._skips(feats_b[:-1], deep_b), tuple(image_b.shape[-2:]))
         return {"logits_a": logits_a, "logits_b": logits_b, "embeddings_a": emb_a, "embeddings_b": emb_b}
+
+    def _skips(self, skips: Sequence[torch.Tensor], deep: torch.Tensor) -> list[torch.Tensor]:
+        if not self.gate_skips:
+            return list(skips)
+        gate = deep[:, -1:]  # the correlation block appends its gate as the last channel
+        return [s * F.interpolate(gate, size=s.shape[-2:], mode="bilinear", align_corners=False) for s in skips]
 
     def segment(self, image: torch.Tensor) -> dict[str, torch.Tensor | None]:
         """Single-image inference (self-correlation), the same path as ``single_image=True`` for one image."""
         check_image_batch(image, "image")
         feats = self.encoder(image)
         deep, _ = self.correlation(feats[-1], feats[-1])
-        logits, emb = self.decoder(deep, feats[:-1], tuple(image.shape[-2:]))
+        logits, emb = self.decoder(deep, self._skips(feats[:-1], deep), tuple(image.shape[-2:]))
         return {"logits": logits, "embeddings": emb}

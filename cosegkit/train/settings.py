@@ -55,6 +55,8 @@ class ModelSettings:
     decoder_init: str = "he"
     # CoSegNet / CoSegNet-base decoder normalisation: "none" (paper) or "group" (GroupNorm before each ReLU).
     decoder_norm: str = "none"
+    # SiameseUNet: also gate the skip connections with the correlation map (not in the paper; see SiameseUNet)
+    gate_skips: bool = False
 
     def __post_init__(self):
         if self.family not in FAMILIES:
