@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="output directory (default: results/<profile>/)")
     reproduce.add_argument("--withhold-dataset-images", action="store_true",
                            help="afterwards remove the figures that show dataset images (for a run to be committed)")
+    reproduce.add_argument("--fresh", action="store_true",
+                           help="replace a reproduction in the output directory that was made with other parameters")
     reproduce.set_defaults(handler=_run_reproduce)
     return parser
 
@@ -45,7 +47,7 @@ def _run_reproduce(args: argparse.Namespace) -> int:
     from cosegkit.reproduce import reproduce
 
     return reproduce(profile=args.profile, data_root=args.data_root, only=args.only, out=args.out,
-                     withhold_dataset_images=args.withhold_dataset_images)
+                     withhold_dataset_images=args.withhold_dataset_images, fresh=args.fresh)
 
 
 def main(argv: list[str] | None = None) -> int:

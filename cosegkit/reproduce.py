@@ -33,6 +33,17 @@ def _parameters_key(parameters: dict) -> str:
     return hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _clear_outputs(out: Path) -> None:
+    """Remove what `reproduce` writes under ``out`` (and nothing else)."""
+    import shutil
+
+    for name in ("notebooks", "tables", "figures", "runs"):
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    for name in ("REPORT.md", STATE_FILE):
+        (out / name).unlink(missing_ok=True)
+
+
 def _load_state(out: Path) -> dict:
     path = out / STATE_FILE
     if not path.exists():
@@ -62,10 +73,14 @@ def reproduce(
     out: str | Path | None = None,
     notebook_dir: Path = NOTEBOOK_DIR,
     withhold_dataset_images: bool = False,
+    fresh: bool = False,
 ) -> int:
     """Run every notebook (or those whose name contains ``only``) in order; return a process exit code.
 
-    ``out`` defaults to ``results/<profile>/``. ``withhold_dataset_images`` then applies
+    ``out`` defaults to ``results/<profile>/``. If ``out`` holds a reproduction made with other parameters (another
+    data root, profile or location, e.g. the committed ``results/cpu`` in a fresh clone), its training runs would
+    be reused or refused, so this raises unless ``fresh=True``, which first removes that reproduction's
+    notebooks, tables, figures, runs, report and state. ``withhold_dataset_images`` then applies
     :func:`withhold_dataset_figures` to ``out`` (for a run that will be committed).
     """
     if profile not in PROFILES:
@@ -85,11 +100,21 @@ def reproduce(
     import papermill
     from tqdm.auto import tqdm
 
-    for sub in ("notebooks", "tables", "figures"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
     parameters = notebook_parameters(profile, data_root, out)
     key = _parameters_key(parameters)
     state = _load_state(out)
+    other = [entry["parameters"] for entry in state.values() if entry.get("parameters_key") != key]
+    if other and not fresh:
+        raise ValueError(
+            f"{out} holds a reproduction made with other parameters ({json.dumps(other[0], sort_keys=True)}; now "
+            f"{json.dumps(parameters, sort_keys=True)}); its training runs would be reused or refused. Pass --fresh "
+            "to replace it, or --out DIR to write elsewhere"
+        )
+    if other:
+        _clear_outputs(out)
+        state = {}
+    for sub in ("notebooks", "tables", "figures"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
 
     progress = tqdm(notebooks, desc=f"reproduce ({profile})", unit="notebook")
     for notebook in progress:

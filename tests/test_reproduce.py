@@ -43,8 +43,14 @@ def test_notebooks_run_in_order_write_executed_copies_and_resume(notebook_dir, t
     # A second run with the same parameters skips both; another profile reruns them.
     assert reproduce("smoke", out=out, notebook_dir=notebook_dir) == 0
     assert (out / "ran.txt").read_text() == "00 smoke\n01 smoke\n"
-    assert reproduce("cpu", out=out, notebook_dir=notebook_dir, only="01") == 0
-    assert (out / "ran.txt").read_text() == "00 smoke\n01 smoke\n01 cpu\n"
+    # Another profile (or data root, or location) in the same folder must not reuse or silently mix its runs.
+    (out / "runs").mkdir()
+    with pytest.raises(ValueError, match="holds a reproduction made with other parameters.*--fresh"):
+        reproduce("cpu", out=out, notebook_dir=notebook_dir, only="01")
+    assert reproduce("cpu", out=out, notebook_dir=notebook_dir, only="01", fresh=True) == 0
+    assert (out / "ran.txt").read_text() == "00 smoke\n01 smoke\n01 cpu\n"  # not ours to delete
+    assert not (out / "runs").exists() and not (out / "notebooks" / "00_first.ipynb").exists()
+    assert set(json.loads((out / "reproduce_state.json").read_text())) == {"01_second.ipynb"}
 
 
 def test_a_failing_notebook_stops_the_run_and_exits_non_zero(notebook_dir, tmp_path, capsys):
