@@ -38,8 +38,9 @@ SINGLE_IMAGE_LABEL = "single-image (no pair information)"
 
 
 def data_tag(data_root: str | None) -> str:
-    """``synthetic`` without a dataset folder, else the folder's name."""
-    return Path(data_root).resolve().name if data_root else "synthetic"
+    """``synthetic`` without a dataset folder, else the folder's name with ``_`` written ``-`` (a run folder such
+    as ``runs/cpu/pascal-voc-coseg/`` holds records, and must not look like a copy of the dataset's folder)."""
+    return Path(data_root).resolve().name.replace("_", "-") if data_root else "synthetic"
 
 
 def run_dir_for(output_dir, profile: str, data_root: str | None, experiment: str, seed: int) -> Path:
