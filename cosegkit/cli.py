@@ -46,8 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_reproduce(args: argparse.Namespace) -> int:
     from cosegkit.reproduce import reproduce
 
-    return reproduce(profile=args.profile, data_root=args.data_root, only=args.only, out=args.out,
-                     withhold_dataset_images=args.withhold_dataset_images, fresh=args.fresh)
+    try:
+        return reproduce(profile=args.profile, data_root=args.data_root, only=args.only, out=args.out,
+                         withhold_dataset_images=args.withhold_dataset_images, fresh=args.fresh)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"cosegkit reproduce: error: {e}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:

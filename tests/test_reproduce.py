@@ -98,3 +98,13 @@ def test_withholding_dataset_images_strips_figures_outputs_and_report_links(note
     report = (out / "REPORT.md").read_text()
     assert "![curves](figures/curves.png)" in report and "00_voc_pairs.png" not in report
     assert WITHHELD_NOTE in report
+
+
+def test_cli_reports_bad_arguments_without_a_traceback(tmp_path, capsys):
+    from cosegkit.cli import main
+
+    assert main(["reproduce", "--profile", "gpu"]) == 2
+    err = capsys.readouterr().err
+    assert "cosegkit reproduce: error: unknown profile 'gpu'; valid profiles: smoke, cpu, paper" in err
+    assert main(["reproduce", "--profile", "smoke", "--data-root", str(tmp_path / "none")]) == 2
+    assert "--data-root" in capsys.readouterr().err
