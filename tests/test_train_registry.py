@@ -110,3 +110,10 @@ def test_optimizer_setting_builds_sgd_or_adamw_with_encoder_multiplier():
     assert isinstance(make_optimizer(build_model(s.model), build_settings("cosegnet", "smoke").optim), torch.optim.SGD)
     with pytest.raises(ValueError, match="optim.optimizer must be 'sgd' or 'adamw'"):
         apply_overrides(s, {"optim.optimizer": "adam"})
+
+
+def test_decoder_norm_setting_is_checked_by_name():
+    s = build_settings("cosegnet", "smoke")
+    assert apply_overrides(s, {"model.decoder_norm": "group"}).model.decoder_norm == "group"
+    with pytest.raises(ValueError, match="model.decoder_norm must be 'none' or 'group', got 'batch'"):
+        apply_overrides(s, {"model.decoder_norm": "batch"})
