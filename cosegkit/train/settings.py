@@ -206,20 +206,90 @@ def settings_from_dict(data: dict) -> TrainSettings:
     return _from_dict(TrainSettings, data)
 
 
+def _type_name(annotation) -> str:
+    """How an error message spells a field's declared type (e.g. 'int', 'float or null', '3 floats')."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (" or null" if type(None) in args else "")
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_type_name(args[0])}"
+        kinds = {_type_name(a) for a in args}
+        return f"a list of {len(args)} {kinds.pop()}s" if len(kinds) == 1 else f"a list of {len(args)} values"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _matches(value, annotation) -> bool:
+    """Whether a JSON-parsed `value` has the declared type (bool is never an int; an int is a float)."""
+    origin = typing.get_origin(annotation)
+    if annotation is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in typing.get_args(annotation))
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        if not isinstance(value, list | tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    return True  # Any
+
+
+def _normalised(value, annotation):
+    """An accepted value in the field's own type: ints given for floats become floats."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for a in typing.get_args(annotation):
+            if _matches(value, a):
+                return _normalised(value, a)
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return [_normalised(v, args[0]) for v in value]
+        return [_normalised(v, a) for v, a in zip(value, args, strict=True)]
+    if annotation is float:
+        return float(value)
+    return value
+
+
 def apply_overrides(settings: TrainSettings, overrides: dict[str, Any] | None) -> TrainSettings:
-    """Return a copy with dotted keys replaced, e.g. {"epochs": 2, "optim.lr": 0.01, "data.image_size": 96}."""
+    """Return a copy with dotted keys replaced, e.g. {"epochs": 2, "optim.lr": 0.01, "data.image_size": 96}.
+
+    Each value must have the field's declared type (ValueError naming the key, the type and the value), so
+    that `--set epochs=1.5` or `--set model=3` fails here, before anything is written.
+    """
     if not overrides:
         return settings
     data = settings_to_dict(settings)
     for key, value in overrides.items():
         parts = key.split(".")
-        node = data
+        node, cls = data, TrainSettings
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):
                 raise ValueError(f"override {key!r}: {part!r} is not a settings section")
-            node = node[part]
+            node, cls = node[part], typing.get_type_hints(cls)[part]
         if parts[-1] not in node:
             raise ValueError(f"override {key!r}: unknown field {parts[-1]!r}; valid: {sorted(node)}")
-        node[parts[-1]] = list(value) if isinstance(value, tuple) else value
+        annotation = typing.get_type_hints(cls)[parts[-1]]
+        shown = json.dumps(list(value) if isinstance(value, tuple) else value)
+        if dataclasses.is_dataclass(annotation):
+            fields = ", ".join(f"{key}.{f.name}" for f in dataclasses.fields(annotation)[:3])
+            raise ValueError(f"override {key!r}: {key!r} is a settings section, not a value (got {shown}); "
+                             f"set one of its fields, e.g. {fields}")
+        if not _matches(value, annotation):
+            raise ValueError(f"override {key!r}: expected {_type_name(annotation)}, got {shown}")
+        node[parts[-1]] = _normalised(value, annotation)
     return settings_from_dict(data)
 
