@@ -80,8 +80,26 @@ def save_checkpoint(path: Path, payload: dict) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: Path, map_location="cpu") -> dict:
+# What a resume reads from a checkpoint.
+RESUME_KEYS = ("model", "optimizer", "scheduler", "rng", "sampler", "epoch", "history", "elapsed_s")
+
+
+def load_checkpoint(path: Path, map_location="cpu", required: tuple[str, ...] = ()) -> dict:
+    """Read a checkpoint written by `save_checkpoint`; a damaged one (empty, truncated, not a checkpoint, or
+    without one of the `required` keys) raises ValueError naming the file, what is wrong and what to do,
+    instead of torch's traceback."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found; nothing to resume")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    advice = "it cannot be resumed or evaluated: train again into a new folder"
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: damaged checkpoint (empty file); {advice}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError ... depending on the damage
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path}: damaged checkpoint (truncated or not a checkpoint: {reason}); {advice}") from e
+    missing = [k for k in required if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ValueError(f"{path}: damaged checkpoint (missing {', '.join(missing)}); {advice}")
+    return ckpt

@@ -35,10 +35,10 @@ def add_train_subcommands(subparsers) -> None:
     tr.add_argument("--experiment", required=True, help="experiment name (see `cosegkit experiments`)")
     tr.add_argument("--profile", required=True, help=f"one of {', '.join(list_profiles())}")
     tr.add_argument("--data-root", default=None, help="dataset folder (synthetic pairs if absent)")
-    tr.add_argument("--dataset", default="folder",
+    tr.add_argument("--dataset", default=None,
                     help="layout of --data-root: folder (default), internet, msrc, icoseg, sbcoseg")
     tr.add_argument("--out", required=True, help="run directory")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--seed", type=int, default=None, help="run seed, >= 0 (default 0; --resume: the run's)")
     tr.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     tr.add_argument("--splits", type=int, default=None,
                     help="train on N random 3:1:1 splits (run dirs OUT/split_000...) and report mean +- std")
@@ -49,8 +49,9 @@ def add_train_subcommands(subparsers) -> None:
 
     ev = subparsers.add_parser("evaluate", help="score a trained run on every image of a dataset folder")
     ev.add_argument("--run", required=True, help="run directory written by `cosegkit train`")
-    ev.add_argument("--data-root", default=None, help="dataset folder (the run's synthetic test set if absent)")
-    ev.add_argument("--dataset", default="folder", help="layout of --data-root (see `train --dataset`)")
+    ev.add_argument("--data-root", default=None,
+                    help="dataset folder (default: the run's own folder, or its synthetic test set)")
+    ev.add_argument("--dataset", default=None, help="layout of --data-root (default: the run's; see `train --dataset`)")
     ev.add_argument("--max-pairs-per-group", type=int, default=None,
                     help="cap on positive pairs per group (default: every pair)")
     ev.add_argument("--negative-pairs", type=int, default=None,
@@ -86,6 +87,8 @@ def _print_report(report: dict, out=None) -> None:
         if neg.get("decision_accuracy") is not None:
             line += f", decision accuracy {100 * neg['decision_accuracy']:.1f}%"
         print(line, file=out)
+    elif report.get("negative_note"):
+        print(f"negative pairs: none ({report['negative_note']})", file=out)
 
 
 def _run_train(args: argparse.Namespace) -> int:

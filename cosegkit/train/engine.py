@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from cosegkit.train.checkpoint import (
     CHECKPOINT_NAME,
+    RESUME_KEYS,
     capture_rng_state,
     load_checkpoint,
     restore_rng_state,
@@ -42,6 +43,7 @@ from cosegkit.train.distributed import Dist
 from cosegkit.train.evaluate import score_pairs
 from cosegkit.train.experiments import build_settings, get_experiment
 from cosegkit.train.profiles import get_profile
+from cosegkit.train.progress import show_bars
 from cosegkit.train.records import (
     csv_columns,
     git_commit,
@@ -129,21 +131,36 @@ def _resolve_settings(experiment, profile, run_dir: Path, data_root, seed, resum
     if resume and cfg.is_file():
         stored = read_json(cfg)
         settings = settings_from_dict(stored["settings"])
+        # Anything given that differs from the run is an error: silently keeping the run's value would train
+        # something other than what the command line says.
+        fix = "drop it to continue the run, or train into a new folder"
         if experiment is not None and experiment != settings.experiment:
-            raise ValueError(f"--resume: {run_dir} holds experiment {settings.experiment!r}, not {experiment!r}")
+            raise ValueError(f"--resume: {run_dir} holds experiment {settings.experiment!r}, not {experiment!r}; "
+                             f"{fix}")
         if profile is not None and profile != settings.profile:
-            raise ValueError(f"--resume: {run_dir} holds profile {settings.profile!r}, not {profile!r}")
+            raise ValueError(f"--resume: {run_dir} holds profile {settings.profile!r}, not {profile!r}; {fix}")
+        if seed is not None and int(seed) != settings.seed:
+            raise ValueError(f"--resume: {run_dir} was trained with --seed {settings.seed}, not {seed}; {fix}")
+        if dataset is not None and dataset != settings.data.dataset:
+            raise ValueError(f"--resume: {run_dir} was trained with --dataset {settings.data.dataset}, not "
+                             f"{dataset}; {fix}")
         settings = apply_overrides(replace(settings, fault_sigkill_step=None), overrides)
+        stored_root = stored.get("data_root")
         if data_root is None:
-            data_root = stored.get("data_root")
-        elif stored.get("data_root") and Path(data_root).resolve() != Path(stored["data_root"]):
-            raise ValueError(f"--resume: {run_dir} was trained on {stored['data_root']}, not {data_root}")
+            data_root = stored_root
+        elif stored_root is None:
+            raise ValueError(f"--resume: {run_dir} was trained on the synthetic set, not --data-root {data_root}; "
+                             f"{fix}")
+        elif Path(data_root).resolve() != Path(stored_root):
+            raise ValueError(f"--resume: {run_dir} was trained on {stored_root}, not --data-root {data_root}; {fix}")
         return settings, data_root
     get_experiment(experiment)  # unknown names fail before touching the disk
     get_profile(profile)
     if (run_dir / CHECKPOINT_NAME).exists() or (run_dir / RESULTS_NAME).exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) or another out dir")
-    return build_settings(experiment, profile, seed=seed, overrides=overrides, dataset=dataset), data_root
+    settings = build_settings(experiment, profile, seed=0 if seed is None else seed, overrides=overrides,
+                              dataset=dataset or "folder")
+    return settings, data_root
 
 
 def _result_from_disk(run_dir: Path) -> RunResult:
@@ -158,17 +175,22 @@ def train(
     profile: str,
     out,
     data_root=None,
-    seed: int = 0,
+    seed: int | None = None,
     resume: bool = False,
     overrides: dict | None = None,
-    dataset: str = "folder",
+    dataset: str | None = None,
 ) -> RunResult:
     """Train `experiment` under `profile` into run dir `out` and score it on the test pairs.
 
     `data_root`: dataset folder (layout `dataset`, default the generic CosegFolder); None -> synthetic pairs.
+    `seed`: None means 0 for a new run and the run's own seed under `resume`.
     `resume=True` continues from `out`'s checkpoint (or returns the finished run's result; starts fresh if
-    `out` holds nothing). `overrides`: dotted settings keys, e.g. {"epochs": 2, "optim.lr": 0.01}.
+    `out` holds nothing); a seed, experiment, profile, dataset or data root other than the run's is a
+    ValueError. `overrides`: dotted settings keys, e.g. {"epochs": 2, "optim.lr": 0.01}.
+    A dataset folder is checked (every image and mask the run's splits read) before anything is written.
     """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+        raise ValueError(f"--seed must be a non-negative integer, got {seed!r}")
     run_dir = Path(out)
     if data_root is not None:
         data_root = str(Path(data_root).resolve())
@@ -207,7 +229,8 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
     use_cuda = device.type == "cuda"
     amp = settings.amp and use_cuda
     channels_last = settings.channels_last and use_cuda
-    progress = settings.progress and dist.is_main
+    progress = settings.progress and dist.is_main  # one line per epoch
+    bars = show_bars(progress)  # and tqdm bars where someone watches them (a terminal or Jupyter)
 
     _seed_everything(settings.seed)
     data = build_run_data(settings, data_root)
@@ -220,7 +243,7 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
     start_epoch = 0
     elapsed_before = 0.0
     if resuming:
-        ckpt = load_checkpoint(ckpt_path, map_location=device)
+        ckpt = load_checkpoint(ckpt_path, map_location=device, required=RESUME_KEYS)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -276,7 +299,7 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
         set_train_mode(model, settings.model.freeze_bn)
         sums: dict[str, float] = {}
         n_batches = 0
-        bar = tqdm(loader, desc=f"{settings.experiment} epoch {epoch + 1}/{settings.epochs}", disable=not progress,
+        bar = tqdm(loader, desc=f"{settings.experiment} epoch {epoch + 1}/{settings.epochs}", disable=not bars,
                    leave=False)
         for step, batch in enumerate(bar):
             global_step = epoch * steps_per_epoch + step
@@ -294,7 +317,7 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
             for k, v in {"loss": loss, **terms}.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n_batches += 1
-            if progress:
+            if bars:
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         scheduler.step()
         keys = sorted(sums)
@@ -328,14 +351,14 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
 
     test = {
         "positive": score_pairs(model, family, data.test_positive, e_tf, device, dist, desc="test positive",
-                                amp=amp, channels_last=channels_last, progress=progress,
+                                amp=amp, channels_last=channels_last, progress=bars,
                                 threshold=settings.eval_threshold),
         "negative": None,
     }
     if data.test_negative is not None and len(data.test_negative):
         test["negative"] = score_pairs(model, family, data.test_negative, e_tf, device, dist, negative=True,
                                        desc="test negative", amp=amp, channels_last=channels_last,
-                                       progress=progress, threshold=settings.eval_threshold)
+                                       progress=bars, threshold=settings.eval_threshold)
     wall = elapsed_before + time.perf_counter() - t_start
     if dist.is_main:
         write_json(run_dir / RESULTS_NAME, {
@@ -380,16 +403,18 @@ def load_trained_model(run_dir, device: str | None = None):
     settings = settings_from_dict(cfg["settings"])
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() and settings.device != "cpu" else "cpu"))
     model = build_model(replace(settings.model, pretrained=False))  # weights come from the checkpoint
-    ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location=dev)
+    ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location=dev, required=("model",))
     model.load_state_dict(ckpt["model"])
     return settings, model.to(dev).eval(), dev
 
 
-def train_splits(experiment: str, profile: str, out, n_splits: int | None = None, data_root=None, seed: int = 0,
-                 resume: bool = False, overrides: dict | None = None, dataset: str = "folder") -> dict:
+def train_splits(experiment: str, profile: str, out, n_splits: int | None = None, data_root=None,
+                 seed: int | None = None, resume: bool = False, overrides: dict | None = None,
+                 dataset: str | None = None) -> dict:
     """CoSegNet §4.2 protocol: train on `n_splits` random 3:1:1 splits (default: the profile's, paper 100) and
     report mean +- std of the test Precision / Jaccard. Split i uses split seed `seed + i`; run dirs
     OUT/split_000, ... ; the aggregate goes to OUT/splits.json."""
+    seed = 0 if seed is None else seed
     n = get_profile(profile).n_splits if n_splits is None else int(n_splits)
     if n < 1:
         raise ValueError(f"n_splits must be >= 1, got {n}")
