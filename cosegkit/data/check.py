@@ -18,7 +18,7 @@ import numpy as np
 from cosegkit.data.items import Problem, decode_image, decode_mask
 from cosegkit.data.official import LOADERS
 
-__all__ = ["GroupSummary", "CheckReport", "check_dataset"]
+__all__ = ["GroupSummary", "CheckReport", "check_dataset", "check_items"]
 
 
 @dataclass(frozen=True)
@@ -85,31 +85,55 @@ def check_dataset(root: Path | str, name: str = "folder", **options) -> CheckRep
     hash_of: list[str] = []
     for group, path, mask_path in entries:
         counts[group] += 1
-        try:
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
+        digest, fraction, problem = _check_entry(path, mask_path)
+        if digest is not None:
             groups_of_hash[digest].add(group)
             hash_of.append(digest)
-            image = decode_image(path, data)
-        except (OSError, ValueError) as e:
-            problems.append(Problem(path, _reason(e, path)))
-            continue
-        try:
-            mask = decode_mask(mask_path)
-        except (OSError, ValueError) as e:
-            problems.append(Problem(mask_path, _reason(e, mask_path)))
-            continue
-        if mask.shape != image.shape[:2]:
-            problems.append(Problem(mask_path, f"mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image "
-                                               f"{path.name} is {image.shape[1]}x{image.shape[0]}"))
-            continue
-        fg[group].append(float(mask.mean()))
+        if problem is not None:
+            problems.append(problem)
+        else:
+            fg[group].append(fraction)
     # Groups with no listed image (e.g. an empty folder) still show up in the summary through their problems.
     summaries = [GroupSummary(g, counts[g], len(fg[g]), float(np.mean(fg[g])) if fg[g] else float("nan"))
                  for g in sorted(counts)]
     shared = sum(1 for h in hash_of if len(groups_of_hash[h]) > 1)
     return CheckReport(root=root, groups=summaries, problems=[(p.path, p.message) for p in problems],
                        shared_images=shared)
+
+
+def _check_entry(path: Path, mask_path: Path | None) -> tuple[str | None, float | None, Problem | None]:
+    """(sha256 of the image bytes or None, foreground fraction or None, the first problem or None) of one item."""
+    try:
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+    except OSError as e:
+        return None, None, Problem(path, _reason(e, path))
+    try:
+        image = decode_image(path, data)
+    except (OSError, ValueError) as e:
+        return digest, None, Problem(path, _reason(e, path))
+    if mask_path is None:
+        return digest, None, Problem(path, "no mask file recorded for this image")
+    try:
+        mask = decode_mask(mask_path)
+    except (OSError, ValueError) as e:
+        return digest, None, Problem(mask_path, _reason(e, mask_path))
+    if mask.shape != image.shape[:2]:
+        return digest, None, Problem(mask_path, f"mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image "
+                                                f"{path.name} is {image.shape[1]}x{image.shape[0]}")
+    return digest, float(mask.mean()), None
+
+
+def check_items(dataset, indices) -> list[tuple[Path, str]]:
+    """The checks of `check_dataset` on the items ``indices`` of a loaded dataset (exactly the files a run will
+    read): [(path, message)] for every bad image or mask, empty if all decode."""
+    problems = []
+    for i in sorted({int(i) for i in indices}):
+        record = dataset.record(i)
+        _, _, problem = _check_entry(record.path, record.mask_path)
+        if problem is not None:
+            problems.append((problem.path, problem.message))
+    return problems
 
 
 def _reason(err: Exception, path: Path) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from cosegkit.data.splits import _check_indices
 
-__all__ = ["positive_pairs", "negative_pairs", "cosegnet_triplets", "RealPairs"]
+__all__ = ["positive_pairs", "negative_pairs", "count_negative_pairs", "cosegnet_triplets", "RealPairs"]
 
 # Above this many candidate indices, negative pairs are drawn by rejection instead of enumerated.
 _ENUMERATE_LIMIT = 4096
@@ -98,6 +98,18 @@ def negative_pairs(dataset, indices: Sequence[int] | None = None, n: int = 1000,
         seen.add((a, b))
         out.append((idx[a], idx[b]))
     return out
+
+
+def count_negative_pairs(dataset, indices: Sequence[int] | None = None) -> int:
+    """How many distinct negative pairs ``negative_pairs`` can draw from ``indices`` (0 for a single group)."""
+    idx = sorted(set(_check_indices(dataset, indices)))
+    _, ids, by_id = _labels(dataset, idx)
+    # images with the same label set are interchangeable here: count pairs of disjoint label sets
+    sizes: dict[frozenset[str], int] = defaultdict(int)
+    for h in ids:
+        sizes[by_id[h]] += 1
+    kinds = list(sizes)
+    return sum(sizes[s] * sizes[t] for s, t in combinations(kinds, 2) if not s & t)
 
 
 def cosegnet_triplets(dataset, indices: Sequence[int] | None = None, n: int = 1000,

@@ -24,7 +24,8 @@ from torch.utils.data import Dataset
 
 from cosegkit.train.settings import TrainSettings
 
-__all__ = ["RunData", "build_run_data", "CachedDataset", "derive_seed", "TrainSamples", "collate", "single_thread"]
+__all__ = ["RunData", "build_run_data", "check_run_items", "CachedDataset", "derive_seed", "TrainSamples", "collate",
+           "single_thread"]
 
 
 @contextlib.contextmanager
@@ -183,13 +184,27 @@ def build_run_data(settings: TrainSettings, data_root=None) -> RunData:
     if data_root is None:
         return _synthetic(settings, split_seed)
     from cosegkit.data import load_dataset
-    from cosegkit.data.pairs import RealPairs, negative_pairs, positive_pairs
+    from cosegkit.data.pairs import RealPairs, count_negative_pairs, negative_pairs, positive_pairs
     from cosegkit.data.splits import split_indices
 
     ds = load_dataset(d.dataset, data_root)
     if d.cache_images:
         ds = CachedDataset(ds)
     split = split_indices(ds, ratios=d.split, seed=split_seed)
+    check_run_items(ds, [i for part in split.values() for i in part], data_root)
+    if family != "unet":
+        groups = sorted({ds.group_of(i) for i in split["train"]})
+        if len(groups) < 2:
+            raise ValueError(
+                f"{settings.experiment} trains on triplets whose negative image comes from another group, so the "
+                f"training split needs at least 2 groups; the one of {data_root} has {len(groups)} group "
+                f"({', '.join(groups)}): pass a --data-root with 2 or more groups, or train a SiameseUNet "
+                "experiment (unet-*), which needs positive pairs only")
+    n_neg = count_negative_pairs(ds, split["test"])
+    if d.test_negative_pairs > n_neg:
+        raise ValueError(
+            f"{data_root}: the test split has only {n_neg} negative pairs but data.test_negative_pairs asks for "
+            f"{d.test_negative_pairs}: pass --set data.test_negative_pairs={n_neg} (or a dataset with more groups)")
     train_pos = positive_pairs(ds, split["train"], seed=split_seed)
     val_pos = positive_pairs(ds, split["val"], seed=split_seed)
     if d.val_pairs is not None and len(val_pos) > d.val_pairs:
@@ -199,6 +214,9 @@ def build_run_data(settings: TrainSettings, data_root=None) -> RunData:
     test_neg = negative_pairs(ds, split["test"], n=d.test_negative_pairs, seed=split_seed)
     if not train_pos:
         raise ValueError(f"{data_root}: the training split has no positive pair (groups need >= 2 images)")
+    if not val_pos:  # found here, not after the first epoch
+        raise ValueError(f"{data_root}: the validation split has no positive pair (with data.split {d.split} a "
+                         "group needs more images to put 2 of them in the validation split)")
     return RunData(
         family=family,
         source=str(data_root),
@@ -212,6 +230,19 @@ def build_run_data(settings: TrainSettings, data_root=None) -> RunData:
         dataset=ds,
         train_idx=split["train"],
     )
+
+
+def check_run_items(dataset, indices, data_root) -> None:
+    """Run `cosegkit data check`'s checks on every item a run will read; ValueError naming the first bad file
+    (and how many more), so that a bad file stops the run before its first step, not after its last epoch."""
+    from cosegkit.data.check import check_items
+
+    problems = check_items(dataset, indices)
+    if problems:
+        path, msg = problems[0]
+        more = (f"; and {len(problems) - 1} more bad file(s) (`cosegkit data check {data_root}` lists all)"
+                if len(problems) > 1 else "")
+        raise ValueError(f"bad file in {data_root}: {path}: {msg}{more}")
 
 
 class _CachedPairs(Sequence):
