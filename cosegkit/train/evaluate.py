@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from cosegkit.metrics import PairScores
 from cosegkit.train.data import single_thread
 from cosegkit.train.distributed import Dist
+from cosegkit.train.progress import show_bars
 
 __all__ = ["predict_pairs", "score_pairs", "evaluate_run"]
 
@@ -52,7 +53,8 @@ def predict_pairs(model, family: str, pairs: Sequence, transform, device, indice
     model.eval()
     out = []
     indices = list(indices)
-    for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not progress, leave=False):
+    for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not show_bars(progress),
+                      leave=False):
         ks = indices[start:start + batch_size]
         with single_thread():
             items = [transform(pairs[k]) for k in ks]
@@ -130,24 +132,39 @@ def score_pairs(model, family: str, pairs: Sequence, transform, device, dist: Di
     return summary
 
 
-def evaluate_run(run_dir, data_root=None, dataset: str = "folder", max_pairs_per_group: int | None = None,
+def evaluate_run(run_dir, data_root=None, dataset: str | None = None, max_pairs_per_group: int | None = None,
                  negative_pairs: int | None = None, seed: int = 0, batch_size: int = 8,
                  progress: bool = True, device: str | None = None) -> dict:
-    """Score a trained run on every image of a dataset folder (or on the run's synthetic test set).
+    """Score a trained run on every image of a dataset folder (by default the folder the run was trained on, as
+    recorded in its config.json; the run's synthetic test set for a synthetic run).
 
     Positive pairs: every pair within every group (capped by `max_pairs_per_group`); negative pairs (as many as
-    positive pairs, at most 1000, unless `negative_pairs` says otherwise) for every model, so that the empty-mask
-    fraction is comparable; decision accuracy for models with a decision network. Writes
-    `evaluation_<name>.json` in the run dir and returns the report (with its `path`).
+    positive pairs, at most 1000 and at most as many as exist, unless `negative_pairs` says otherwise) for every
+    model, so that the empty-mask fraction is comparable; decision accuracy for models with a decision network.
+    A folder with one group has no negative pair: the report's `negative` is None and `negative_note` says why.
+    Every image and mask is checked before the first prediction. Writes `evaluation_<name>.json` in the run dir
+    and returns the report (with its `path`).
     """
-    from cosegkit.train.engine import load_trained_model
+    from cosegkit.train.engine import CONFIG_NAME, load_trained_model
+    from cosegkit.train.records import read_json
 
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {seed!r}")
+    if negative_pairs is not None and negative_pairs < 0:
+        raise ValueError(f"--negative-pairs must be >= 0, got {negative_pairs}")
     run_dir = Path(run_dir)
+    if data_root is None and (run_dir / CONFIG_NAME).is_file():
+        # a run trained on a folder is scored on that folder, not on the synthetic set
+        data_root = read_json(run_dir / CONFIG_NAME).get("data_root")
+        if data_root is not None and not Path(data_root).is_dir():
+            raise FileNotFoundError(f"{run_dir} was trained on {data_root}, which no longer exists; pass the "
+                                    "dataset's new location with --data-root")
     settings, model, dev = load_trained_model(run_dir, device=device)
     family = settings.model.family
     from cosegkit.train.modeling import eval_transform
 
     transform = eval_transform(settings, model)
+    note = None
     if data_root is None:
         from cosegkit.train.data import build_run_data
 
@@ -155,16 +172,31 @@ def evaluate_run(run_dir, data_root=None, dataset: str = "folder", max_pairs_per
         pos, neg, name = data.test_positive, data.test_negative, "synthetic"
     else:
         from cosegkit.data import load_dataset
-        from cosegkit.data.pairs import RealPairs
+        from cosegkit.data.pairs import RealPairs, count_negative_pairs
         from cosegkit.data.pairs import negative_pairs as draw_negative
         from cosegkit.data.pairs import positive_pairs as draw_positive
-        from cosegkit.train.data import CachedDataset
+        from cosegkit.train.data import CachedDataset, check_run_items
 
-        ds = CachedDataset(load_dataset(dataset, data_root))
+        ds = CachedDataset(load_dataset(dataset or settings.data.dataset, data_root))
+        check_run_items(ds, range(len(ds)), data_root)
         pos = RealPairs(ds, draw_positive(ds, None, seed=seed, max_pairs_per_group=max_pairs_per_group))
-        n_neg = min(len(pos), 1000) if negative_pairs is None else negative_pairs
+        available = count_negative_pairs(ds)
+        if negative_pairs is None:
+            n_neg = min(len(pos), 1000, available)
+        elif negative_pairs > available:
+            raise ValueError(f"--negative-pairs {negative_pairs}: only {available} exist among the {len(ds)} "
+                             f"images of {data_root}; pass --negative-pairs {available} or fewer")
+        else:
+            n_neg = negative_pairs
+        if available == 0:
+            n_groups = len({ds.group_of(i) for i in range(len(ds))})
+            note = ("no negative pair can be formed: " +
+                    ("one group" if n_groups == 1 else "every image shares a group with every other"))
         neg = RealPairs(ds, draw_negative(ds, None, n=n_neg, seed=seed), negative=True) if n_neg else None
         name = Path(data_root).resolve().name
+    if len(pos) == 0:
+        raise ValueError(f"{data_root or 'the synthetic test set'}: no positive pair to score (every group needs "
+                         "at least 2 distinct images)")
     report = {
         "run_dir": str(run_dir),
         "experiment": settings.experiment,
@@ -176,6 +208,8 @@ def evaluate_run(run_dir, data_root=None, dataset: str = "folder", max_pairs_per
     if neg is not None and len(neg):
         report["negative"] = score_pairs(model, family, neg, transform, dev, negative=True,
                                          batch_size=batch_size, progress=progress, desc="negative pairs")
+    if note is not None:
+        report["negative_note"] = note
     path = run_dir / f"evaluation_{name}.json"
     from cosegkit.train.records import write_json
 
