@@ -79,6 +79,12 @@ def show_predictions(samples, predictions, titles=None, size=1.9):
             ax = axes[row, col]
             ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1 if panel.ndim == 2 else None)
             ax.set_axis_off()
+            pred = prediction["pred_a" if col < 4 else "pred_b"]
+            if col % 4 in (2, 3) and not np.asarray(pred).any():
+                # an empty prediction would otherwise be a plain black mask and a blank white object panel
+                ax.text(0.5, 0.5, "empty mask" if col % 4 == 2 else "no object", transform=ax.transAxes,
+                        ha="center", va="center", fontsize=8, color="tab:red",
+                        bbox={"facecolor": "white", "edgecolor": "tab:red", "alpha": 0.85})
             if row == 0:
                 ax.set_title(headers[col], fontsize=8)
         if titles is not None:

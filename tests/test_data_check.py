@@ -60,10 +60,10 @@ def test_cli_check_exit_codes(make_folder, capsys):
     assert main(["data", "check", str(root)]) == 0
     assert "2 valid items in 1 groups" in capsys.readouterr().out
     (root / "cat/masks/img_000.png").unlink()
-    assert main(["data", "check", str(root)]) == 1
+    assert main(["data", "check", str(root)]) == 2
     out = capsys.readouterr().out
     assert "FAILED: 1 bad file(s)" in out and "img_000.jpg: missing mask" in out
-    assert main(["data", "check", str(root / "absent")]) == 1
+    assert main(["data", "check", str(root / "absent")]) == 2
     assert "dataset root not found" in capsys.readouterr().err
 
 
@@ -71,8 +71,10 @@ def test_cli_registers_under_a_parent_parser(tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="cosegkit")
     add_data_subcommands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["data", "fetch", "icoseg", "--root", str(tmp_path)])
-    assert args.handler(args) == 1  # no registered SHA-256 and none given: refused before any download
-    assert "refusing to download and extract an unverified archive" in capsys.readouterr().err
+    assert args.handler(args) == 2  # no registered SHA-256 and none given: refused before any download
+    err = capsys.readouterr().err
+    assert "refusing to download and extract an unverified archive" in err
+    assert "--sha256 is required" in err and "registers no SHA-256" in err
     with pytest.raises(SystemExit):
         parser.parse_args(["data", "fetch", "icoseg"])  # --root is required
 
@@ -84,3 +86,30 @@ def test_check_voc_when_available(voc_root):
     assert report.shared_images == 174  # 78 images under two classes + 6 under three, in this copy
     person = next(g for g in report.groups if g.name == "Person")
     assert person.images == 93 and person.mean_fg == pytest.approx(0.10, abs=0.005)
+
+
+def test_palette_mask_is_not_called_rgb_and_empty_file_is_named(make_folder):
+    from cosegkit.data.items import decode_image, decode_mask
+
+    root = make_folder({"cat": 3})
+    pal = Image.fromarray(np.array([[0, 1], [1, 0]], np.uint8), mode="P")
+    pal.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)  # index 1 shows red: not a grey mask
+    pal.save(root / "cat/masks/img_000.png")
+    empty = root / "cat/images/img_001.jpg"
+    empty.write_bytes(b"")
+    bad = {p.name: msg for p, msg in check_dataset(root).problems}
+    assert "palette" in bad["img_000.png"] and "RGB" not in bad["img_000.png"]
+    assert "empty file" in bad["img_001.jpg"] and "BytesIO" not in bad["img_001.jpg"]
+    with pytest.raises(ValueError) as e:
+        decode_image(empty, b"")
+    assert str(empty) in str(e.value) and "BytesIO" not in str(e.value)
+    with pytest.raises(ValueError, match="palette"):
+        decode_mask(root / "cat/masks/img_000.png")
+
+
+def test_cli_check_exits_2_on_bad_input(make_folder, capsys):
+    root = make_folder({"cat": 2})
+    (root / "cat/masks/img_000.png").write_bytes(b"garbage")
+    assert main(["data", "check", str(root)]) == 2
+    assert main(["data", "check", str(root / "absent")]) == 2
+    capsys.readouterr()

@@ -79,3 +79,16 @@ def test_extract_object_whitens_the_background_and_show_predictions_checks_lengt
     assert len(fig.axes) == 8
     with pytest.raises(ValueError, match="as many predictions"):
         plots.show_predictions([sample], [])
+
+
+def test_show_predictions_labels_an_empty_predicted_mask():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 2:5] = True
+    sample = {"image_a": image, "image_b": image, "mask_a": mask, "mask_b": mask}
+    fig = plots.show_predictions([sample], [{"pred_a": np.zeros((8, 8), bool), "pred_b": mask}])
+    texts = [[t.get_text() for t in ax.texts] for ax in fig.axes]
+    assert any("empty" in t for t in texts[2])  # predicted A: empty, labelled
+    assert any("no object" in t for t in texts[3])  # object A: nothing extracted
+    assert not any(texts[6]) and not any(texts[7])  # B predicted something: no label

@@ -19,7 +19,10 @@ __all__ = ["add_data_subcommands", "run_fetch", "run_check", "main"]
 def run_fetch(args: argparse.Namespace) -> int:
     try:
         root = fetch_dataset(args.name, args.root, url=args.url, sha256=args.sha256)
-    except (ValueError, OSError) as e:
+    except ValueError as e:  # bad input (no or wrong --sha256, unknown name, unsafe archive): 2, as elsewhere
+        print(f"cosegkit data fetch: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the download or the disk failed
         print(f"cosegkit data fetch: error: {e}", file=sys.stderr)
         return 1
     source = SOURCES[args.name.lower()]
@@ -35,10 +38,10 @@ def run_check(args: argparse.Namespace) -> int:
         report = check_dataset(args.root, name=args.layout)
     except (ValueError, OSError) as e:
         print(f"cosegkit data check: error: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(report.format())
     print(f"checked in {time.perf_counter() - t0:.1f} s")
-    return 0 if report.ok else 1
+    return 0 if report.ok else 2  # bad files are bad input: exit 2 like the other commands
 
 
 def add_data_subcommands(subparsers) -> argparse.ArgumentParser:
@@ -51,10 +54,11 @@ def add_data_subcommands(subparsers) -> argparse.ArgumentParser:
     fetch.add_argument("name", help=f"dataset: {', '.join(SOURCES)}")
     fetch.add_argument("--root", required=True, help="folder to extract into")
     fetch.add_argument("--url", default=None, help="override the official URL (mirror or file://)")
-    fetch.add_argument("--sha256", default=None, help="expected SHA-256 (required where none is registered)")
+    fetch.add_argument("--sha256", default=None,
+                       help="expected SHA-256 of the archive: required, since cosegkit registers none")
     fetch.set_defaults(handler=run_fetch)
 
-    check = sub.add_parser("check", help="decode every image and mask; list every bad file (exit 1 if any)")
+    check = sub.add_parser("check", help="decode every image and mask; list every bad file (exit 2 if any)")
     check.add_argument("root", help="dataset folder")
     check.add_argument("--layout", default="folder", choices=sorted(LOADERS),
                        help="folder layout (default: folder = <group>/images + <group>/masks)")

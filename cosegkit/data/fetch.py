@@ -2,7 +2,9 @@
 
 * Only ``urllib`` is used (``http(s)://`` and ``file://`` URLs).
 * An archive is extracted only after its SHA-256 matches. Where the registry does not know the hash (``None``),
-  the caller must pass one (``--sha256``); unverified archives are never extracted.
+  the caller must pass one (``--sha256``); unverified archives are never extracted. At present no source has
+  a registered hash (none could be checked against a trusted copy of the official archives), so ``--sha256`` is
+  always required.
 * Extraction refuses, before writing anything, any member with an absolute path, a path that resolves outside
   the target folder (``../``), or that is a symlink, hardlink or device/FIFO; the error names the member.
 * A marker file ``.cosegkit-fetch-<name>.json`` in ``root`` records a completed fetch; fetching again is a no-op.
@@ -167,9 +169,10 @@ def fetch_dataset(name: str, root: Path | str, url: str | None = None, sha256: s
         return root
     if expected is None:
         raise ValueError(
-            f"no SHA-256 is known for {key!r} ({url or source.url}); refusing to download and extract an "
-            "unverified archive. Pass the archive's SHA-256 with --sha256 (fetch_dataset(..., sha256=...)); "
-            "compute it from a copy you trust with `sha256sum FILE`.")
+            f"no SHA-256 is known for {key!r} ({url or source.url}): cosegkit registers no SHA-256 for any source, "
+            "because no hash of the official archives could be checked against a trusted copy, so --sha256 is "
+            "required; refusing to download and extract an unverified archive. Compute the hash from a copy you "
+            "trust with `sha256sum FILE` and pass it with --sha256 (fetch_dataset(..., sha256=...)).")
     root.mkdir(parents=True, exist_ok=True)
     src_url = url or source.url
     part = root / f".cosegkit-download-{key}.part"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,9 @@ def _strict_truncation():
 
 
 def _open(path: Path, data: bytes | None, what: str) -> Image.Image:
+    with contextlib.suppress(OSError):  # a missing file is reported below
+        if (len(data) if data is not None else path.stat().st_size) == 0:
+            raise ValueError(f"{path}: corrupt or truncated {what} (empty file)")
     try:
         with _strict_truncation():
             im = Image.open(io.BytesIO(data) if data is not None else path)
@@ -126,7 +130,9 @@ def _open(path: Path, data: bytes | None, what: str) -> Image.Image:
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} file not found: {path}") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError(f"{path}: corrupt or truncated {what} ({e})") from e
+        # PIL names the buffer (<_io.BytesIO object at 0x...>) when given bytes: name the file instead
+        reason = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", str(path), str(e))
+        raise ValueError(f"{path}: corrupt or truncated {what} ({reason})") from e
     return im
 
 
@@ -147,13 +153,17 @@ def decode_mask(path: Path | str, data: bytes | None = None) -> np.ndarray:
     im = _open(path, data, "mask")
     if im.mode == "1":
         return np.asarray(im, dtype=bool)
-    if im.mode == "P":
+    palette = im.mode == "P"
+    if palette:
         im = im.convert("RGB")
     if im.mode not in ("L", "RGB"):
         raise ValueError(f"{path}: mask has mode {im.mode!r}; expected a single-channel (L/1/P) or RGB image")
     arr = np.asarray(im)
     if arr.ndim == 3:
         if not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
+            if palette:
+                raise ValueError(f"{path}: palette mask with colours that are not grey; expected a palette of "
+                                 "black and white (or grey levels 0/1) only")
             raise ValueError(f"{path}: RGB mask whose three channels differ; expected identical channels")
         arr = arr[..., 0]
     counts = np.bincount(arr.ravel(), minlength=256)
