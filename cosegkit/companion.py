@@ -32,9 +32,30 @@ __all__ = [
     "test_samples",
     "predict_samples",
     "pixel_embeddings",
+    "REPO_ROOT",
+    "repo_path",
+    "check_profile",
 ]
 
+# The checkout this package is imported from (the notebooks' relative paths are taken from here).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 SINGLE_IMAGE_LABEL = "single-image (no pair information)"
+
+
+def repo_path(path) -> Path:
+    """`path` as given if absolute (after ~ expansion), else relative to the repository (REPO_ROOT), so that a
+    notebook's parameters mean the same folder whatever directory papermill or Jupyter was started from."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
+def check_profile(profile: str) -> str:
+    """`profile` if it names a profile; ValueError listing the valid ones otherwise."""
+    from cosegkit.train.profiles import get_profile
+
+    get_profile(profile)
+    return profile
 
 
 def data_tag(data_root: str | None) -> str:

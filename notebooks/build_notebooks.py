@@ -19,19 +19,22 @@ image_size = None  # None keeps the image size of the profile
 epochs = None  # None keeps the number of epochs of the profile
 seeds = [0]
 device = "auto"  # auto, cpu or cuda
-output_dir = "../runs/notebooks"  # cosegkit reproduce passes results/'''
+output_dir = "runs/notebooks"  # relative paths are taken from the repository; cosegkit reproduce passes results/'''
 
 COMMON = """
-out = Path(output_dir)
-data_root = data_root or None
+companion.check_profile(profile)  # an unknown profile stops here, before any work
+out = companion.repo_path(output_dir)  # relative paths: from the repository, whatever papermill's cwd
+data_root = str(companion.repo_path(data_root)) if data_root else None
 dataset_name = "PASCAL-VOC co-seg" if data_root else "SyntheticCoseg"
 overrides = companion.overrides_from(image_size, epochs, device)
 pd.set_option("display.precision", 3)"""
 
 
-def setup(imports: str) -> tuple[str, str]:
-    """The set-up cell: the notebook's imports (isort order), then the shared derived settings."""
-    return ("code", imports.strip() + "\n" + COMMON)
+def setup(imports: str, roots: tuple[str, ...] = ()) -> tuple[str, str]:
+    """The set-up cell: the notebook's imports (isort order), then the shared derived settings; `roots` names
+    the notebook's extra dataset-folder parameters, resolved like data_root (empty stays empty)."""
+    extra = "".join(f"\n{name} = str(companion.repo_path({name})) if {name} else \"\"" for name in roots)
+    return ("code", imports.strip() + "\n" + COMMON + extra)
 
 
 def nb(cells):
@@ -65,8 +68,6 @@ protocol (cosegnet.txt §4.2), positive pairs (same group) and negative pairs (d
 image bytes)."""),
     parameters_cell(),
     setup('''
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -132,8 +133,6 @@ with the package's own losses: IS-Triplet (is_triplet_coseg.txt eqs. 2-4), the d
 K-background sampler is drawn on an image, and mean-shift (`cosegkit.cluster.mean_shift`) clusters the result."""),
     parameters_cell(),
     setup('''
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -198,13 +197,11 @@ scale unless the profile is `paper`."""),
     parameters_cell('internet_root = ""  # Internet dataset (Rubinstein et al. 2013); empty means absent\n'
                     'sbcoseg_root = ""  # SBCoseg; empty means absent'),
     setup('''
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import Markdown, display
 
 from cosegkit import companion, paper_numbers, plots
-from cosegkit.report import not_run_message, write_table'''),
+from cosegkit.report import not_run_message, write_table''', roots=("internet_root", "sbcoseg_root")),
     ("code", '''experiments = ["unet-dice", "unet-dice-istriplet", "unet-ce", "unet-ce-istriplet", "unet-focal",
                "unet-focal-istriplet", "unet-single-image"]
 results = companion.run_experiments(experiments, profile, out, data_root=data_root, seeds=seeds, overrides=overrides)
@@ -290,14 +287,12 @@ Table 1 follows §4.2: random 3:1:1 splits, repeated `n_splits` times (the paper
                     'internet_root = ""  # Internet dataset; empty means absent\n'
                     'msrc_root = ""  # MSRC co-segmentation subset; empty means absent'),
     setup('''
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import Markdown, display
 
 from cosegkit import companion, paper_numbers, plots
 from cosegkit.report import not_run_message, write_table
-from cosegkit.train import evaluate_run, train_splits'''),
+from cosegkit.train import evaluate_run, train_splits''', roots=("internet_root", "msrc_root")),
     ("code", '''splits_dir = out / "runs" / profile / companion.data_tag(data_root) / "cosegnet-splits"
 splits = train_splits("cosegnet", profile, splits_dir, n_splits=n_splits, data_root=data_root, seed=seeds[0],
                       resume=True, overrides=overrides)
@@ -401,8 +396,6 @@ head, is_triplet_coseg.txt §3.3). Embeddings are projected with PCA and t-SNE, 
 against the ground-truth foreground/background."""),
     parameters_cell('n_images = 4  # test images to embed and cluster'),
     setup('''
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -484,8 +477,6 @@ The second part is the synthetic benchmark on which co-segmentation must use the
 image holds 2-3 objects and only the one shared with the partner is foreground."""),
     parameters_cell(seeds="[0, 1]"),
     setup('''
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -536,7 +527,6 @@ dataset, image size, seeds and commit) and every figure that notebooks 00-05 wro
     parameters_cell(),
     setup('''
 import json
-from pathlib import Path
 
 import pandas as pd
 
