@@ -148,7 +148,7 @@ def evaluate_run(run_dir, data_root=None, dataset: str | None = None, max_pairs_
     from cosegkit.train.engine import CONFIG_NAME, load_trained_model
     from cosegkit.train.records import read_json
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, got {seed!r}")
     if negative_pairs is not None and negative_pairs < 0:
         raise ValueError(f"--negative-pairs must be >= 0, got {negative_pairs}")
