@@ -196,6 +196,7 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
         compute_loss,
         eval_transform,
         make_optimizer,
+        make_scheduler,
         set_train_mode,
         train_transform,
     )
@@ -215,7 +216,8 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, settings.optim)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=settings.optim.lr_decay)
+    steps_per_epoch = math.ceil(math.ceil(_epoch_len(data, 0) / dist.world) / settings.data.batch_size)
+    scheduler, step_per_batch = make_scheduler(optimizer, settings.optim, steps_per_epoch, settings.epochs)
     history: list[dict] = []
     start_epoch = 0
     elapsed_before = 0.0
@@ -258,7 +260,6 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
     t_tf = train_transform(settings, model)
     e_tf = eval_transform(settings, model)
     columns = csv_columns(family)
-    steps_per_epoch = math.ceil(math.ceil(_epoch_len(data, 0) / dist.world) / settings.data.batch_size)
 
     for epoch in range(start_epoch, settings.epochs):
         t0 = time.perf_counter()
@@ -291,12 +292,15 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
             if settings.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), settings.optim.grad_clip)
             optimizer.step()
+            if step_per_batch:
+                scheduler.step()
             for k, v in {"loss": loss, **terms}.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n_batches += 1
             if progress:
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        scheduler.step()
+        if not step_per_batch:
+            scheduler.step()
         keys = sorted(sums)
         reduced = dist.sum_floats([sums[k] for k in keys] + [float(n_batches)])
         means = {k: v / reduced[-1] for k, v in zip(keys, reduced[:-1], strict=True)}
