@@ -52,7 +52,7 @@ from cosegkit.train.records import (
 )
 from cosegkit.train.settings import TrainSettings, apply_overrides, settings_from_dict, settings_to_dict
 
-__all__ = ["RunResult", "train", "train_splits", "load_trained_model"]
+__all__ = ["RunResult", "train", "train_splits", "load_trained_model", "read_run_result", "stored_experiment"]
 
 CONFIG_NAME = "config.json"
 RESULTS_NAME = "results.json"
@@ -144,6 +144,20 @@ def _resolve_settings(experiment, profile, run_dir: Path, data_root, seed, resum
     if (run_dir / CHECKPOINT_NAME).exists() or (run_dir / RESULTS_NAME).exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) or another out dir")
     return build_settings(experiment, profile, seed=seed, overrides=overrides, dataset=dataset), data_root
+
+
+def read_run_result(run_dir) -> RunResult | None:
+    """The finished run in ``run_dir`` (None when it has no results.json yet)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RESULTS_NAME).is_file():
+        return None
+    return _result_from_disk(run_dir)
+
+
+def stored_experiment(run_dir) -> str | None:
+    """The experiment that started the run in ``run_dir`` (None when it holds no config.json)."""
+    cfg = Path(run_dir) / CONFIG_NAME
+    return read_json(cfg)["experiment"] if cfg.is_file() else None
 
 
 def _result_from_disk(run_dir: Path) -> RunResult:
