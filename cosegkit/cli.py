@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-PROFILES = ("smoke", "cpu", "paper")
+from cosegkit.train.profiles import list_profiles
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = subparsers.add_parser(
         "reproduce", help="run every notebook in order and write tables and figures to results/"
     )
-    reproduce.add_argument("--profile", required=True, help=f"one of {', '.join(PROFILES)}")
+    reproduce.add_argument("--profile", required=True, help=f"one of {', '.join(list_profiles())}")
     reproduce.add_argument("--data-root", default=None, help="PASCAL-VOC co-seg folder (synthetic set if absent)")
     reproduce.add_argument("--only", default=None, help="run only the notebook whose name contains this")
     reproduce.add_argument("--out", default=None,

@@ -1,16 +1,22 @@
 """What the notebooks share: run (or reuse) registered experiments, collect their numbers, compare with baselines.
 
-Runs live in ``<output_dir>/runs/<profile>/<data tag>/<experiment>/seed<k>``; `run_experiments` resumes each
-one, so a finished run is read back from disk instead of trained again. That is how notebooks 02-05 share runs
-and how ``cosegkit reproduce`` resumes where it stopped.
+Runs are keyed by what they are, not by the name of the experiment that asked for them: a run lives in
+``<output_dir>/runs/<profile>/<data tag>/<slug>-s<seed>-<key>``, where ``key`` is a digest of every setting that
+changes what is trained (see :func:`run_key`) and ``slug`` says the main ones (family, head, losses, metric layer,
+single-image). Two experiments with the same settings (``pixel-dml-none`` and ``unet-dice-embedding``, say) are
+one run, trained once and read by every table that needs it, under each experiment's own name.
+`run_experiments` resumes each run, so a finished run is read back from disk instead of trained again. That is
+how notebooks 02-05 share runs and how ``cosegkit reproduce`` resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +28,8 @@ __all__ = [
     "SINGLE_IMAGE_LABEL",
     "data_tag",
     "run_dir_for",
+    "run_key",
+    "run_slug",
     "run_experiments",
     "runs_frame",
     "history_frame",
@@ -64,8 +72,45 @@ def data_tag(data_root: str | None) -> str:
     return Path(data_root).resolve().name.replace("_", "-") if data_root else "synthetic"
 
 
-def run_dir_for(output_dir, profile: str, data_root: str | None, experiment: str, seed: int) -> Path:
-    return Path(output_dir) / "runs" / profile / data_tag(data_root) / experiment / f"seed{seed}"
+# Settings that name or describe a run without changing what it trains.
+_NOT_IN_KEY = ("experiment", "description", "progress", "deviations")
+
+
+def run_key(settings) -> str:
+    """10 hex digits of a SHA-256 over the settings that decide what a run trains: everything except its name,
+    description, progress bars and the deviations text, with ``data.split_seed=None`` written as the seed it
+    stands for (so ``unet-dice`` and ``pixel-dml-none --set data.split_seed=0`` at seed 0 share a key when their
+    other settings agree)."""
+    from cosegkit.train.settings import settings_to_dict
+
+    record = {k: v for k, v in settings_to_dict(settings).items() if k not in _NOT_IN_KEY}
+    if record["data"].get("split_seed") is None:
+        record["data"]["split_seed"] = record["seed"]
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def run_slug(settings) -> str:
+    """A readable summary of a run's main settings: family, head or metric layer, losses, single-image."""
+    model, loss = settings.model, settings.loss
+    if model.family == "unet":
+        parts = ["unet", model.head, loss.seg] + ([loss.dml] if loss.dml else [])
+    elif model.family == "cosegnet":
+        parts = ["cosegnet", model.metric_layer]
+    else:
+        parts = [model.family]
+    if model.single_image:
+        parts.append("single")
+    return "-".join(parts).lower()
+
+
+def run_dir_for(output_dir, profile: str, data_root: str | None, experiment: str, seed: int,
+                overrides: dict | None = None, dataset: str = "folder") -> Path:
+    """Where the run of ``experiment`` at ``seed`` (with ``overrides``) lives: keyed by its settings."""
+    from cosegkit.train.experiments import build_settings
+
+    settings = build_settings(experiment, profile, seed=seed, overrides=overrides, dataset=dataset)
+    name = f"{run_slug(settings)}-s{seed}-{run_key(settings)}"
+    return Path(output_dir) / "runs" / profile / data_tag(data_root) / name
 
 
 def run_experiments(experiments: Iterable[str], profile: str, output_dir, data_root: str | None = None,
@@ -73,9 +118,12 @@ def run_experiments(experiments: Iterable[str], profile: str, output_dir, data_r
                     dataset: str = "folder") -> list:
     """Train (or reuse) every experiment for every seed; returns the engine's RunResults in that order.
 
-    ``dataset`` names the layout of ``data_root`` (see ``cosegkit.data.load_dataset``).
+    A finished run with the same settings is read back (``result.extra["reused"]`` is True), whichever experiment
+    trained it; the result carries the asking experiment's name. ``dataset`` names the layout of ``data_root``
+    (see ``cosegkit.data.load_dataset``).
     """
     from cosegkit.train import train
+    from cosegkit.train.engine import read_run_result, stored_experiment
 
     data_root = data_root or None
     if data_root is not None and not Path(data_root).is_dir():
@@ -83,17 +131,33 @@ def run_experiments(experiments: Iterable[str], profile: str, output_dir, data_r
     results = []
     for experiment in experiments:
         for seed in seeds:
-            run_dir = run_dir_for(output_dir, profile, data_root, experiment, seed)
+            run_overrides = {**(overrides or {}), "progress": progress}
+            run_dir = run_dir_for(output_dir, profile, data_root, experiment, seed, run_overrides, dataset)
             started = time.perf_counter()
-            result = train(experiment, profile, out=run_dir, data_root=data_root, seed=seed, resume=True,
-                           overrides={**(overrides or {}), "progress": progress}, dataset=dataset)
+            result = read_run_result(run_dir)
+            reused = result is not None
+            if result is None:  # train, or resume a run that this or another experiment of the same key began
+                owner = stored_experiment(run_dir) or experiment
+                result = train(owner, profile, out=run_dir, data_root=data_root, seed=seed, resume=True,
+                               overrides=run_overrides, dataset=dataset)
+            result = _as_experiment(result, experiment)
+            result.extra["reused"] = reused
             if progress:
-                took = time.perf_counter() - started
-                how = "reused" if took < 0.5 * result.wall_time_s else "trained"
-                print(f"{experiment} seed {seed}: {how} in {took:.0f} s; test P {100 * result.precision:.1f} "
-                      f"J {result.jaccard:.3f}")
+                how = "reused" if reused else "trained"
+                print(f"{experiment} seed {seed}: {how} ({run_dir.name}) in {time.perf_counter() - started:.0f} s; "
+                      f"test P {100 * result.precision:.1f} J {result.jaccard:.3f}")
             results.append(result)
     return results
+
+
+def _as_experiment(result, experiment: str):
+    """The same run labelled as ``experiment`` (its registered description too)."""
+    from cosegkit.train.experiments import get_experiment
+
+    if result.settings.experiment == experiment:
+        return result
+    settings = replace(result.settings, experiment=experiment, description=get_experiment(experiment).description)
+    return replace(result, settings=settings, extra=dict(result.extra))
 
 
 def runs_frame(results) -> pd.DataFrame:

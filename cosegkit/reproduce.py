@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-PROFILES = ("smoke", "cpu", "paper")
+from cosegkit.train.profiles import get_profile
+
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 STATE_FILE = "reproduce_state.json"
 # Figures that show the pixels of a real dataset's images when the notebooks run with a data root. A run meant for
@@ -83,8 +84,7 @@ def reproduce(
     notebooks, tables, figures, runs, report and state. ``withhold_dataset_images`` then applies
     :func:`withhold_dataset_figures` to ``out`` (for a run that will be committed).
     """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    get_profile(profile)  # an unknown name raises ValueError listing the valid ones (train/profiles.py)
     if data_root is not None and not Path(data_root).is_dir():
         raise FileNotFoundError(f"--data-root {data_root!r} is not a directory")
     out = Path("results") / profile if out is None else Path(out)

@@ -1,6 +1,12 @@
-"""Notebook helpers in cosegkit.companion that do not train."""
+"""Notebook helpers in cosegkit.companion: run folders keyed by settings, and runs shared between experiments."""
 
-from cosegkit.companion import data_tag, run_dir_for
+import pytest
+
+from cosegkit.companion import data_tag, run_dir_for, run_experiments, run_key
+from cosegkit.train.experiments import build_settings
+
+# Two registered experiments that differ only in name (the pixel-DML comparison's "no DML" row is the Dice row).
+TWINS = ("pixel-dml-none", "unet-dice")
 
 
 def test_run_folders_never_look_like_the_dataset_folder(tmp_path):
@@ -9,5 +15,29 @@ def test_run_folders_never_look_like_the_dataset_folder(tmp_path):
     assert data_tag(None) == "synthetic"
     assert data_tag(str(root)) == "pascal-voc-coseg"
     run = run_dir_for(tmp_path / "out", "cpu", str(root), "unet-dice", 1)
-    assert run == tmp_path / "out" / "runs" / "cpu" / "pascal-voc-coseg" / "unet-dice" / "seed1"
+    assert run.parent == tmp_path / "out" / "runs" / "cpu" / "pascal-voc-coseg"
+    assert run.name.startswith("unet-") and "-s1-" in run.name
     assert "pascal_voc_coseg" not in run.relative_to(tmp_path).as_posix()
+
+
+def test_run_key_follows_what_is_trained_not_what_it_is_called():
+    a = build_settings(TWINS[0], "smoke", seed=0)
+    b = build_settings(TWINS[1], "smoke", seed=0)
+    assert a.experiment != b.experiment and run_key(a) == run_key(b)
+    assert run_key(build_settings(TWINS[0], "smoke", seed=0, overrides={"data.split_seed": 0})) == run_key(a)
+    assert run_key(build_settings(TWINS[0], "smoke", seed=0, overrides={"progress": False})) == run_key(a)
+    assert run_key(build_settings(TWINS[0], "smoke", seed=0, overrides={"data.split_seed": 1})) != run_key(a)
+    assert run_key(build_settings(TWINS[0], "smoke", seed=1)) != run_key(a)
+    assert run_key(build_settings(TWINS[0], "smoke", seed=0, overrides={"optim.lr": 0.5})) != run_key(a)
+    assert run_key(build_settings("unet-dice-istriplet", "smoke", seed=0)) != run_key(a)
+
+
+@pytest.mark.parametrize("first, second", [TWINS])
+def test_experiments_with_the_same_settings_are_one_run_trained_once(tmp_path, first, second):
+    out = tmp_path / "out"
+    (trained,) = run_experiments([first], "smoke", out, progress=False)
+    (shared,) = run_experiments([second], "smoke", out, progress=False)
+    assert trained.extra["reused"] is False and shared.extra["reused"] is True
+    assert (trained.experiment, shared.experiment) == (first, second)
+    assert shared.run_dir == trained.run_dir and shared.test == trained.test
+    assert len(list((out / "runs" / "smoke" / "synthetic").iterdir())) == 1

@@ -62,8 +62,8 @@ def test_a_failing_notebook_stops_the_run_and_exits_non_zero(notebook_dir, tmp_p
 
 
 def test_bad_arguments_are_named(notebook_dir, tmp_path):
-    with pytest.raises(ValueError, match="unknown profile 'gpu'.*smoke, cpu, paper"):
-        reproduce("gpu", notebook_dir=notebook_dir)
+    with pytest.raises(ValueError, match="unknown profile 'laptop'.*smoke, cpu, paper, gpu"):
+        reproduce("laptop", notebook_dir=notebook_dir)
     with pytest.raises(ValueError, match="--only 'zz' matches no notebook"):
         reproduce("smoke", only="zz", out=tmp_path / "o", notebook_dir=notebook_dir)
     with pytest.raises(FileNotFoundError, match="--data-root"):
@@ -103,8 +103,8 @@ def test_withholding_dataset_images_strips_figures_outputs_and_report_links(note
 def test_cli_reports_bad_arguments_without_a_traceback(tmp_path, capsys):
     from cosegkit.cli import main
 
-    assert main(["reproduce", "--profile", "gpu"]) == 2
+    assert main(["reproduce", "--profile", "laptop"]) == 2
     err = capsys.readouterr().err
-    assert "cosegkit reproduce: error: unknown profile 'gpu'; valid profiles: smoke, cpu, paper" in err
+    assert "cosegkit reproduce: error: unknown profile 'laptop'; valid profiles: smoke, cpu, paper, gpu" in err
     assert main(["reproduce", "--profile", "smoke", "--data-root", str(tmp_path / "none")]) == 2
     assert "--data-root" in capsys.readouterr().err

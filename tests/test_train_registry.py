@@ -30,9 +30,9 @@ def test_every_table_row_is_registered():
 
 
 def test_unknown_profile_lists_valid_ones():
-    with pytest.raises(ValueError, match="smoke, cpu, paper"):
+    with pytest.raises(ValueError, match="smoke, cpu, paper, gpu"):
         get_profile("laptop")
-    assert list_profiles() == ["smoke", "cpu", "paper"]
+    assert list_profiles() == ["smoke", "cpu", "paper", "gpu"]
 
 
 def test_unknown_experiment_lists_valid_ones():

@@ -39,19 +39,21 @@ class PairTransform:
     objects_a/objects_b (synthetic data) transformed like the masks when present.
 
     ``train=True`` adds a random horizontal flip (probability ``flip_p``) and colour jitter (``jitter``:
-    brightness, contrast, saturation, hue) after the resize; ``train=False`` only resizes and normalises.
+    brightness, contrast, saturation, hue; None for none) after the resize; ``train=False`` only resizes and normalises.
     """
 
     def __init__(self, size: int | Sequence[int] = 224, train: bool = False,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 flip_p: float = 0.5, jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.05)):
+                 flip_p: float = 0.5, jitter: Sequence[float] | None = (0.4, 0.4, 0.4, 0.05)):
         self.size = _size2(size)
         self.train = bool(train)
         if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
             raise ValueError(f"mean and std must have 3 entries (std > 0), got {mean!r}, {std!r}")
         steps: list = [v2.Resize(self.size, antialias=True)]
         if self.train:
-            steps += [v2.RandomHorizontalFlip(flip_p), v2.ColorJitter(*jitter)]
+            steps.append(v2.RandomHorizontalFlip(flip_p))
+            if jitter is not None:  # None: flip only (two views per image; see data.augment)
+                steps.append(v2.ColorJitter(*jitter))
         steps += [
             v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
             v2.Normalize(mean=list(mean), std=list(std)),

@@ -51,6 +51,40 @@ class Encoder(nn.Module):
     input_mean: tuple[float, float, float] = IMAGENET_MEAN
     input_std: tuple[float, float, float] = IMAGENET_STD
 
+    _feature_cache = None  # set by freeze(): a FeatureCache serving forward passes
+
+    def freeze(self, cache_dir=None) -> Encoder:
+        """Freeze the encoder (no gradients, BatchNorm always in eval mode) and serve its outputs from a
+        :class:`~cosegkit.models.feature_cache.FeatureCache` (in memory, plus ``cache_dir`` if given, shared
+        between processes). The cpu profile's ``model.freeze_encoder``: an image's features are then computed
+        once per distinct input tensor instead of at every step. Returns self."""
+        from .feature_cache import FeatureCache
+
+        self.requires_grad_(False)
+        super().train(False)
+        self._feature_cache = FeatureCache(self, cache_dir)
+        return self
+
+    @property
+    def frozen(self) -> bool:
+        return self._feature_cache is not None
+
+    @property
+    def feature_cache(self):
+        return self._feature_cache
+
+    def train(self, mode: bool = True) -> Encoder:
+        return super().train(False if self.frozen else mode)  # a frozen encoder keeps its BN statistics
+
+    def compute(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's own forward pass, bypassing the cache (hooks included)."""
+        return super().__call__(x)
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self._feature_cache is None:
+            return super().__call__(x)
+        return self._feature_cache(x)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Default for encoders built as ``self.stages``: run them in turn and return every stage's output."""
         outs = []

@@ -54,7 +54,7 @@ from cosegkit.train.records import (
 )
 from cosegkit.train.settings import TrainSettings, apply_overrides, settings_from_dict, settings_to_dict
 
-__all__ = ["RunResult", "train", "train_splits", "load_trained_model"]
+__all__ = ["RunResult", "train", "train_splits", "load_trained_model", "read_run_result", "stored_experiment"]
 
 CONFIG_NAME = "config.json"
 RESULTS_NAME = "results.json"
@@ -163,6 +163,20 @@ def _resolve_settings(experiment, profile, run_dir: Path, data_root, seed, resum
     return settings, data_root
 
 
+def read_run_result(run_dir) -> RunResult | None:
+    """The finished run in ``run_dir`` (None when it has no results.json yet)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RESULTS_NAME).is_file():
+        return None
+    return _result_from_disk(run_dir)
+
+
+def stored_experiment(run_dir) -> str | None:
+    """The experiment that started the run in ``run_dir`` (None when it holds no config.json)."""
+    cfg = Path(run_dir) / CONFIG_NAME
+    return read_json(cfg)["experiment"] if cfg.is_file() else None
+
+
 def _result_from_disk(run_dir: Path) -> RunResult:
     res = read_json(run_dir / RESULTS_NAME)
     cfg = read_json(run_dir / CONFIG_NAME)
@@ -218,6 +232,7 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
         compute_loss,
         eval_transform,
         make_optimizer,
+        make_scheduler,
         set_train_mode,
         train_transform,
     )
@@ -238,7 +253,8 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, settings.optim)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=settings.optim.lr_decay)
+    steps_per_epoch = math.ceil(math.ceil(_epoch_len(data, 0) / dist.world) / settings.data.batch_size)
+    scheduler, step_per_batch = make_scheduler(optimizer, settings.optim, steps_per_epoch, settings.epochs)
     history: list[dict] = []
     start_epoch = 0
     elapsed_before = 0.0
@@ -281,7 +297,6 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
     t_tf = train_transform(settings, model)
     e_tf = eval_transform(settings, model)
     columns = csv_columns(family)
-    steps_per_epoch = math.ceil(math.ceil(_epoch_len(data, 0) / dist.world) / settings.data.batch_size)
 
     for epoch in range(start_epoch, settings.epochs):
         t0 = time.perf_counter()
@@ -314,12 +329,15 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
             if settings.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), settings.optim.grad_clip)
             optimizer.step()
+            if step_per_batch:
+                scheduler.step()
             for k, v in {"loss": loss, **terms}.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n_batches += 1
             if bars:
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        scheduler.step()
+        if not step_per_batch:
+            scheduler.step()
         keys = sorted(sums)
         reduced = dist.sum_floats([sums[k] for k in keys] + [float(n_batches)])
         means = {k: v / reduced[-1] for k, v in zip(keys, reduced[:-1], strict=True)}

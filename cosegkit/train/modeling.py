@@ -15,6 +15,7 @@ CoSegNet-base (§4.5): the same batches; BCE mask loss on every pair, with null 
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +30,12 @@ from cosegkit.losses import (
 )
 from cosegkit.train.settings import ModelSettings, OptimSettings, TrainSettings
 
+FEATURE_CACHE_ENV = "COSEGKIT_FEATURE_CACHE"
+
 __all__ = [
     "build_model",
     "make_optimizer",
+    "make_scheduler",
     "set_train_mode",
     "train_transform",
     "eval_transform",
@@ -45,8 +49,10 @@ def build_model(ms: ModelSettings) -> nn.Module:
     from cosegkit.models.siamese_unet import SiameseUNet
 
     if ms.family == "unet":
-        return SiameseUNet(encoder=ms.encoder, head=ms.head, pretrained=ms.pretrained,
+        model = SiameseUNet(encoder=ms.encoder, head=ms.head, pretrained=ms.pretrained,
                            embedding_dim=ms.embedding_dim, single_image=ms.single_image, gate_skips=ms.gate_skips)
+        _maybe_freeze(model, ms)
+        return model
     if ms.family == "cosegnet":
         model = CoSegNet(pretrained=ms.pretrained, metric_layer=ms.metric_layer, encoder=ms.encoder,
                          width_mult=ms.width_mult, single_image=ms.single_image, decoder_norm=ms.decoder_norm)
@@ -55,7 +61,16 @@ def build_model(ms: ModelSettings) -> nn.Module:
                              single_image=ms.single_image, decoder_norm=ms.decoder_norm)
     if ms.decoder_init == "he":
         _he_init(model.decoder)
+    _maybe_freeze(model, ms)
     return model
+
+
+def _maybe_freeze(model: nn.Module, ms: ModelSettings) -> None:
+    """``model.freeze_encoder``: freeze the encoder and cache its features, in memory and, where the environment
+    variable COSEGKIT_FEATURE_CACHE names a folder, there too (shared by every process and run that uses the
+    same encoder weights; `cosegkit reproduce` sets it to <out>/feature_cache)."""
+    if ms.freeze_encoder:
+        model.encoder.freeze(os.environ.get(FEATURE_CACHE_ENV) or None)
 
 
 def _he_init(decoder: nn.Module, prior: float = 0.15) -> None:
@@ -90,6 +105,18 @@ def make_optimizer(model: nn.Module, optim: OptimSettings) -> torch.optim.Optimi
     return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, optim: OptimSettings, steps_per_epoch: int,
+                   epochs: int) -> tuple[torch.optim.lr_scheduler.LRScheduler, bool]:
+    """(scheduler, steps_per_batch). "exponential": lr x lr_decay after each epoch (is_triplet_coseg §4.1.3), stepped
+    once per epoch; "cosine": lr * (1 + cos(pi * t / T)) / 2 over the run's T = epochs * steps_per_epoch steps,
+    stepped after every batch."""
+    if optim.schedule == "cosine":
+        total = max(1, epochs * steps_per_epoch)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total))), True
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=optim.lr_decay), False
+
+
 def set_train_mode(model: nn.Module, freeze_bn: str) -> None:
     """model.train(), then BatchNorm layers of the encoder ("encoder") or everywhere ("all") back to eval."""
     model.train()
@@ -110,7 +137,8 @@ def train_transform(settings: TrainSettings, model: nn.Module):
     from cosegkit.data.transforms import PairTransform
 
     mean, std = _norm(model)
-    return PairTransform(settings.data.image_size, train=True, mean=mean, std=std)
+    extra = {"jitter": None} if settings.data.augment == "flip" else {}
+    return PairTransform(settings.data.image_size, train=True, mean=mean, std=std, **extra)
 
 
 def eval_transform(settings: TrainSettings, model: nn.Module):

@@ -30,6 +30,8 @@ SEG_LOSSES = ("dice", "ce", "focal")
 DML_LOSSES = ("istriplet", "discriminative", "group")
 METRIC_LAYERS = ("f", "cT3", "cT6", "cT9", "cT11")
 FREEZE_BN = ("none", "encoder", "all")
+AUGMENTS = ("flip_jitter", "flip")
+SCHEDULES = ("exponential", "cosine")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class ModelSettings:
     decoder_norm: str = "none"
     # SiameseUNet: also gate the skip connections with the correlation map (not in the paper; see SiameseUNet)
     gate_skips: bool = False
+    # Freeze the (pretrained) encoder and serve its features from a content-addressed cache (cosegkit.models.
+    # feature_cache): each distinct input is encoded once. Not in the papers, which fine-tune the encoder.
+    freeze_encoder: bool = False
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -110,12 +115,17 @@ class OptimSettings:
     lr_decay: float = 1.0  # lr multiplied by this after each epoch (IS-Triplet: 0.85; CoSegNet: fixed, 1.0)
     encoder_lr_mult: float = 1.0  # lr multiplier for the (pretrained) encoder parameters
     grad_clip: float | None = None  # max global grad norm, None = no clipping
+    # "exponential": lr x lr_decay after each epoch (both papers); "cosine": cosine decay from lr to 0 over every
+    # step of the run (the cpu profile: a few hundred steps, where a per-epoch step function wastes most of them)
+    schedule: str = "exponential"
 
     def __post_init__(self):
         if not self.lr > 0:
             raise ValueError(f"optim.lr must be > 0, got {self.lr}")
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optim.optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"optim.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
 
 
 @dataclass(frozen=True)
@@ -137,12 +147,17 @@ class DataSettings:
     synthetic_val_pairs: int = 8
     synthetic_test_pairs: int = 8
     synthetic_negative_fraction: float = 0.25  # of the synthetic test set (negative pairs)
+    # Training augmentation: "flip_jitter" (random horizontal flip + colour jitter) or "flip" (flip only: two views
+    # per image, so a frozen encoder's features can be cached; the cpu profile's choice).
+    augment: str = "flip_jitter"
 
     def __post_init__(self):
         if self.image_size % 32:
             raise ValueError(f"data.image_size must be divisible by 32, got {self.image_size}")
         if self.batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"data.augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
 
 
 @dataclass(frozen=True)

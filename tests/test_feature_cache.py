@@ -1,0 +1,87 @@
+"""The frozen-encoder feature cache: what it returns, when it hits, what it keys on, and how training uses it."""
+
+from __future__ import annotations
+
+import torch
+
+from cosegkit.models import feature_cache
+from cosegkit.models.encoders import build_encoder
+from cosegkit.models.feature_cache import FeatureCache, encoder_digest, tensor_digest
+from cosegkit.train.modeling import build_model, make_optimizer
+from cosegkit.train.settings import ModelSettings
+
+
+def _encoder(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_encoder("tiny", False).eval()
+
+
+def test_frozen_encoder_returns_what_it_computes_image_by_image_and_hits_on_repeats():
+    enc = _encoder()
+    x = torch.randn(3, 3, 64, 64)
+    want = [torch.cat([enc.compute(x[i : i + 1])[lvl] for i in range(3)]) for lvl in range(5)]
+    enc.freeze()
+    got = enc(x)
+    assert [g.shape for g in got] == [w.shape for w in want]
+    assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+    assert (enc.feature_cache.misses, enc.feature_cache.hits) == (3, 0)
+    again = enc(torch.cat([x[2:], x[:1]]))  # same images, other batch and order
+    assert torch.equal(again[-1][0], want[-1][2]) and torch.equal(again[-1][1], want[-1][0])
+    assert (enc.feature_cache.misses, enc.feature_cache.hits) == (3, 2)
+    flipped = enc(x.flip(-1)[:1])  # another view is another input
+    assert enc.feature_cache.misses == 4 and not torch.equal(flipped[-1][0], want[-1][0])
+
+
+def test_frozen_encoder_has_no_gradients_and_stays_in_eval_mode():
+    enc = _encoder().freeze()
+    enc.train()
+    assert not enc.training and not any(m.training for m in enc.modules())
+    assert not any(p.requires_grad for p in enc.parameters())
+    out = enc(torch.randn(2, 3, 32, 32, requires_grad=True))
+    assert not any(o.requires_grad for o in out)
+
+
+def test_keys_depend_on_weights_shape_and_values():
+    a, b = _encoder(0), _encoder(1)
+    assert encoder_digest(a) == encoder_digest(_encoder(0)) != encoder_digest(b)
+    x = torch.zeros(3, 32, 32)
+    assert tensor_digest(x) != tensor_digest(torch.zeros(3, 32, 33)) != tensor_digest(x.double())
+    y = x.clone()
+    y[0, 0, 0] = 1e-6
+    assert tensor_digest(x) != tensor_digest(y)
+    assert tensor_digest(x) == tensor_digest(x[None].contiguous(memory_format=torch.channels_last)[0])
+
+
+def test_a_folder_shares_features_between_caches_and_damaged_files_are_recomputed(tmp_path, monkeypatch):
+    monkeypatch.setattr(feature_cache, "_MEMORY", {})
+    enc = _encoder()
+    x = torch.randn(2, 3, 32, 32)
+    first = FeatureCache(enc, tmp_path)(x)
+    files = sorted(tmp_path.rglob("*.pt"))
+    assert len(files) == 2 and all(encoder_digest(enc) in str(f) for f in files)
+    monkeypatch.setattr(feature_cache, "_MEMORY", {})  # a new process: empty memory, same folder
+    other = FeatureCache(enc, tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(other(x), first, strict=True))
+    assert (other.hits, other.misses) == (2, 0)
+    monkeypatch.setattr(feature_cache, "_MEMORY", {})
+    files[0].write_bytes(b"truncated")
+    third = FeatureCache(enc, tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(third(x), first, strict=True))
+    assert third.misses == 1
+
+
+def test_freeze_encoder_setting_trains_only_the_rest_and_keeps_state_dict_keys():
+    ms = ModelSettings(family="unet", encoder="tiny", pretrained=False, freeze_encoder=True)
+    model = build_model(ms)
+    plain = build_model(ModelSettings(family="unet", encoder="tiny", pretrained=False))
+    assert model.state_dict().keys() == plain.state_dict().keys()
+    assert model.encoder.frozen and not plain.encoder.frozen
+    opt = make_optimizer(model, type("O", (), {"lr": 0.1, "encoder_lr_mult": 1.0, "optimizer": "sgd",
+                                               "momentum": 0.9, "weight_decay": 0.0})())
+    trained = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert trained and not any(id(p) in trained for p in model.encoder.parameters())
+    model.train()
+    out = model(torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64))
+    out["logits_a"].sum().backward()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.parameters())
