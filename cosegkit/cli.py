@@ -1,4 +1,4 @@
-"""The `cosegkit` command line: `data`, `experiments`, `train`, `evaluate` and `reproduce`."""
+"""The `cosegkit` command line: `data`, `experiments`, `train`, `evaluate`, `predict` and `reproduce`."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_train_subcommands = None
     if add_train_subcommands is not None:
         add_train_subcommands(subparsers)
+        from cosegkit.predict import add_predict_subcommand
+
+        add_predict_subcommand(subparsers)
 
     reproduce = subparsers.add_parser(
         "reproduce", help="run every notebook in order and write tables and figures to results/"

@@ -190,6 +190,20 @@ def test_predict_gates_masks_with_decision():
     assert on["decision"].all() and torch.allclose(on["masks_a"], probs)
 
 
+def test_predict_reports_each_sides_decision():
+    a, b = _pair(2, 64, seed=3)
+    for single in (False, True):
+        torch.manual_seed(0)
+        net = CoSegNet(encoder="tiny", single_image=single).eval()
+        with torch.no_grad():
+            out, raw = net.predict(a, b), net(a, b)
+        logit_b = raw["decision_logit_b"] if single else raw["decision_logit"]
+        assert torch.allclose(out["decision_prob_b"], torch.sigmoid(logit_b))
+        assert torch.equal(out["decision_b"], out["decision_prob_b"] > 0.5)
+        if not single:
+            assert torch.equal(out["decision_prob_b"], out["decision_prob"])
+
+
 def test_single_image_ignores_partner():
     a, b1 = _pair(2, 64, seed=1)
     _, b2 = _pair(2, 64, seed=2)

@@ -213,22 +213,26 @@ class CoSegNet(nn.Module):
     def predict(self, image_a: torch.Tensor, image_b: torch.Tensor, threshold: float = 0.5) -> dict[str, torch.Tensor]:
         """Test-time output (§3.5): mask probabilities multiplied by the thresholded decision.
 
-        Returns dict(masks_a, masks_b (B, 1, H, W) in [0, 1], decision (B,) bool, decision_prob (B,)); in
-        single-image mode masks_b is gated by the decision computed from image B alone. The module's current
-        train/eval mode is used (call ``model.eval()`` first).
+        Returns dict(masks_a, masks_b (B, 1, H, W) in [0, 1], decision (B,) bool, decision_prob (B,),
+        decision_b, decision_prob_b); in single-image mode masks_b is gated by decision_b, the decision computed
+        from image B alone (elsewhere decision_b is decision). The module's current train/eval mode is used
+        (call ``model.eval()`` first).
         """
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         out = self(image_a, image_b)
         prob = torch.sigmoid(out["decision_logit"])
+        prob_b = torch.sigmoid(out["decision_logit_b"]) if self.single_image else prob
         dec_a = prob > threshold
-        dec_b = torch.sigmoid(out["decision_logit_b"]) > threshold if self.single_image else dec_a
+        dec_b = prob_b > threshold
         gate = lambda d: d.to(prob.dtype).view(-1, 1, 1, 1)  # noqa: E731
         return {
             "masks_a": torch.sigmoid(out["logits_a"]) * gate(dec_a),
             "masks_b": torch.sigmoid(out["logits_b"]) * gate(dec_b),
             "decision": dec_a,
             "decision_prob": prob,
+            "decision_b": dec_b,
+            "decision_prob_b": prob_b,
         }
 
 
