@@ -116,6 +116,35 @@ def _block_negatives(logits: torch.Tensor, positive_mask: torch.Tensor | None) -
     return torch.where(keep, logits, logits.detach())
 
 
+DECISION_INITS = ("difference", "default")
+
+
+@torch.no_grad()
+def init_decision_as_difference(first: nn.Linear) -> None:
+    """Initialise the decision network's first layer (input concat(fs_a, fs_b), cosegnet §3.3) so that its hidden
+    units come in pairs reading u·(fs_a - fs_b) and -u·(fs_a - fs_b): after the ReLU each pair sums to |u·(fs_a -
+    fs_b)|, a distance along u, which is what "is there a common object" rests on.
+
+    Why: with PyTorch's default (independent) weights the first-order gradient of L3 on the first layer is the
+    mean partner embedding of positive pairs minus that of negative pairs (the anchor block cancels, both pairs of
+    a triplet share it), which is about zero when partners are drawn at random across classes. Same/different is
+    an XOR-like function of a concatenation, learnt only through second-order effects: measured on PASCAL-VOC at
+    the cpu profile, L3 stayed at the weighted prior (p = 0.33 / (0.33 + 0.5) = 0.40 for every pair, so every
+    mask was gated off) while the triplet loss fell. The layer and its parameters are the paper's; only their
+    starting point differs, and training may move the two halves apart. With an odd width the last unit keeps
+    its default weights."""
+    out_features, in_features = first.weight.shape
+    if in_features % 2:
+        raise ValueError(f"the decision input must be concat(fs_a, fs_b), an even width; got {in_features}")
+    half = in_features // 2
+    u = first.weight[0::2, :half].clone()
+    pairs = u.shape[0] if out_features % 2 == 0 else out_features // 2
+    u = u[:pairs]
+    first.weight[0 : 2 * pairs : 2] = torch.cat([u, -u], dim=1)
+    first.weight[1 : 2 * pairs : 2] = torch.cat([-u, u], dim=1)
+    first.bias[: 2 * pairs].zero_()
+
+
 class CoSegNet(nn.Module):
     """CoSegNet (cosegnet §3.1-3.5, Fig. 2). See the module docstring for the layer layout.
 
@@ -131,6 +160,8 @@ class CoSegNet(nn.Module):
         decoder_widths: explicit 5 stage widths instead of ``width_mult``.
         embedding_dim, hidden_dim, decision_hidden: metric network FC sizes (64, 128) and decision FC (32).
         decoder_norm: "none" (paper) or "group" (GroupNorm before each decoder ReLU; the cpu profile's choice).
+        decision_init: "difference" (see :func:`init_decision_as_difference`) or "default" (PyTorch's). The paper
+            gives the decision network's layers (concat 128 -> FC32-ReLU -> FC1) but not their initialisation.
 
     ``forward(image_a, image_b, positive_mask=None)`` -> dict: logits_a, logits_b (B, 1, H, W) mask logits
     (for rows where the (B,) bool ``positive_mask`` is False they are detached: negative pairs give no mask-loss
@@ -151,6 +182,7 @@ class CoSegNet(nn.Module):
         hidden_dim: int = 128,
         decision_hidden: int = 32,
         decoder_norm: str = "none",
+        decision_init: str = "difference",
     ):
         super().__init__()
         if metric_layer not in METRIC_LAYERS:
@@ -166,6 +198,10 @@ class CoSegNet(nn.Module):
         self.decision = nn.Sequential(
             nn.Linear(2 * embedding_dim, decision_hidden), nn.ReLU(), nn.Linear(decision_hidden, 1)
         )
+        if decision_init not in DECISION_INITS:
+            raise ValueError(f"decision_init must be one of {', '.join(DECISION_INITS)}, got {decision_init!r}")
+        if decision_init == "difference":
+            init_decision_as_difference(self.decision[0])
         self.input_mean = self.encoder.input_mean
         self.input_std = self.encoder.input_std
 

@@ -55,7 +55,8 @@ def build_model(ms: ModelSettings) -> nn.Module:
         return model
     if ms.family == "cosegnet":
         model = CoSegNet(pretrained=ms.pretrained, metric_layer=ms.metric_layer, encoder=ms.encoder,
-                         width_mult=ms.width_mult, single_image=ms.single_image, decoder_norm=ms.decoder_norm)
+                         width_mult=ms.width_mult, single_image=ms.single_image, decoder_norm=ms.decoder_norm,
+                         decision_init=ms.decision_init)
     else:
         model = CoSegNetBase(pretrained=ms.pretrained, encoder=ms.encoder, width_mult=ms.width_mult,
                              single_image=ms.single_image, decoder_norm=ms.decoder_norm)

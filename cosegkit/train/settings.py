@@ -62,6 +62,9 @@ class ModelSettings:
     # Freeze the (pretrained) encoder and serve its features from a content-addressed cache (cosegkit.models.
     # feature_cache): each distinct input is encoded once. Not in the papers, which fine-tune the encoder.
     freeze_encoder: bool = False
+    # CoSegNet decision network init: "difference" (paired hidden units reading +-u.(fs_a - fs_b); see cosegkit.
+    # models.cosegnet.init_decision_as_difference) or "default" (PyTorch's). The paper does not state it.
+    decision_init: str = "difference"
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -70,6 +73,8 @@ class ModelSettings:
             raise ValueError(f"model.freeze_bn must be one of {', '.join(FREEZE_BN)}, got {self.freeze_bn!r}")
         if self.decoder_norm not in ("none", "group"):
             raise ValueError(f"model.decoder_norm must be 'none' or 'group', got {self.decoder_norm!r}")
+        if self.decision_init not in ("difference", "default"):
+            raise ValueError(f"model.decision_init must be 'difference' or 'default', got {self.decision_init!r}")
         if self.decoder_init not in ("he", "default"):
             raise ValueError(f"model.decoder_init must be 'he' or 'default', got {self.decoder_init!r}")
         if self.metric_layer not in METRIC_LAYERS:
