@@ -95,7 +95,7 @@ def test_hub_checkpoint_is_loaded_when_present(tmp_path, monkeypatch):
 
 
 def test_bad_names_and_tiny_pretrained():
-    with pytest.raises(ValueError, match="resnet50, vgg16, efficientnet_lite0, tiny"):
+    with pytest.raises(ValueError, match="resnet50, vgg16, efficientnet_lite0, efficientnet_lite2, tiny"):
         build_encoder("resnet18", pretrained=False)
     with pytest.raises(ValueError, match="tiny"):
         build_encoder("tiny", pretrained=True)
