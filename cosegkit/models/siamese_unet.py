@@ -35,6 +35,7 @@ DEFAULT_DECODER_CHANNELS = {
     "resnet50": (256, 128, 64, 32, 32),
     "vgg16": (256, 128, 64, 32, 32),
     "efficientnet_lite0": (96, 48, 32, 24, 16),
+    "efficientnet_lite2": (96, 48, 32, 24, 16),
     "tiny": (32, 24, 16, 16, 8),
 }
 
