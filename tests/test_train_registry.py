@@ -17,6 +17,7 @@ from cosegkit.train.settings import settings_from_dict, settings_to_dict
 
 TABLE_ROWS = [
     "unet-dice", "unet-dice-istriplet", "unet-ce", "unet-ce-istriplet", "unet-focal", "unet-focal-istriplet",
+    "unet-dice-embedding", "unet-ce-embedding", "unet-focal-embedding",
     "cosegnet", "cosegnet-base", "cosegnet-f", "cosegnet-ct3", "cosegnet-ct6", "cosegnet-ct11",
     "pixel-dml-none", "pixel-dml-istriplet", "pixel-dml-discriminative", "pixel-dml-group",
     "unet-single-image", "cosegnet-single-image",
@@ -117,3 +118,24 @@ def test_decoder_norm_setting_is_checked_by_name():
     assert apply_overrides(s, {"model.decoder_norm": "group"}).model.decoder_norm == "group"
     with pytest.raises(ValueError, match="model.decoder_norm must be 'none' or 'group', got 'batch'"):
         apply_overrides(s, {"model.decoder_norm": "batch"})
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+def test_table_rows_use_the_papers_two_networks(profile):
+    # IS-Triplet Tables 1-2: "Gong et al." = Fig. 1a (original head, seg loss alone); "modified framework" =
+    # Fig. 1b (embedding head, seg + lambda * IS-Triplet)
+    for seg in ("dice", "ce", "focal"):
+        gong = build_settings(f"unet-{seg}", profile)
+        modified = build_settings(f"unet-{seg}-istriplet", profile)
+        ours = build_settings(f"unet-{seg}-embedding", profile)
+        assert (gong.model.head, gong.loss.seg, gong.loss.dml) == ("original", seg, None)
+        assert (modified.model.head, modified.loss.seg, modified.loss.dml) == ("embedding", seg, "istriplet")
+        # ours: the same head as the IS-Triplet row, without the IS-Triplet term, at the no-DML lr
+        assert (ours.model.head, ours.loss.seg, ours.loss.dml) == ("embedding", seg, None)
+        assert ours.optim == gong.optim
+    baseline = build_settings("unet-single-image", profile)
+    assert baseline.model.head == "original" and baseline.model.single_image and baseline.loss.dml is None
+    for tag in ("none", "istriplet", "discriminative", "group"):
+        assert build_settings(f"pixel-dml-{tag}", profile).model.head == "embedding"
+    assert all(e.description.startswith("ours:") for e in list_experiments() if e.name.endswith("-embedding"))
+
