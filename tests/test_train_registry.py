@@ -139,3 +139,30 @@ def test_table_rows_use_the_papers_two_networks(profile):
         assert build_settings(f"pixel-dml-{tag}", profile).model.head == "embedding"
     assert all(e.description.startswith("ours:") for e in list_experiments() if e.name.endswith("-embedding"))
 
+
+def test_triplet_mining_by_profile():
+    paper = build_settings("cosegnet", "paper")
+    assert paper.data.triplet_mining == "semihard" and paper.data.mining_pool == 8
+    for name in ("cosegnet-f", "cosegnet-ct3", "cosegnet-ct6", "cosegnet-ct11", "cosegnet-single-image"):
+        assert build_settings(name, "paper").data.triplet_mining == "semihard"
+    assert build_settings("cosegnet-base", "paper").data.triplet_mining == "random"  # no metric network
+    assert build_settings("cosegnet", "smoke").data.triplet_mining == "random"
+    cpu = build_settings("cosegnet", "cpu")
+    assert cpu.data.triplet_mining == "random"
+    assert any("triplet_mining" in d for d in cpu.deviations)
+
+
+def test_triplet_mining_settings_are_checked_by_name():
+    s = build_settings("cosegnet", "smoke")
+    mined = apply_overrides(s, {"data.triplet_mining": "semihard", "data.mining_pool": 4})
+    assert (mined.data.triplet_mining, mined.data.mining_pool) == ("semihard", 4)
+    assert settings_from_dict(json.loads(json.dumps(settings_to_dict(mined)))) == mined
+    with pytest.raises(ValueError, match="data.triplet_mining must be one of random, semihard, got 'hardest'"):
+        apply_overrides(s, {"data.triplet_mining": "hardest"})
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="data.mining_pool must be an int >= 1"):
+            apply_overrides(s, {"data.mining_pool": bad})
+    # a config.json written before these settings existed still loads (defaults: random)
+    old = settings_to_dict(s)
+    del old["data"]["triplet_mining"], old["data"]["mining_pool"]
+    assert settings_from_dict(old) == s

@@ -16,6 +16,8 @@
 - single-image baselines: `unet-single-image` (the baseline of `unet-dice`, so the same original head and Dice
   loss: its Jaccard gain measures the pair information alone), `cosegnet-single-image` (the pair fusion sees the
   image itself).
+- CoSegNet triplets follow `data.triplet_mining` of the profile (`paper`: semi-hard negatives, cosegnet §4.1);
+  `cosegnet-base` has no metric network to mine with, so it always draws its negatives at random.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class Experiment:
                 single_image=self.single_image,
             )
             data = replace(profile.cosegnet_data, dataset=dataset)
+            if self.family == "cosegnet-base":  # no metric embedding to mine negatives with
+                data = replace(data, triplet_mining="random")
             optim = profile.cosegnet_optim
             if dataset == "internet":
                 optim = replace(optim, weight_decay=profile.cosegnet_weight_decay_internet)

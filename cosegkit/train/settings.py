@@ -30,6 +30,7 @@ SEG_LOSSES = ("dice", "ce", "focal")
 DML_LOSSES = ("istriplet", "discriminative", "group")
 METRIC_LAYERS = ("f", "cT3", "cT6", "cT9", "cT11")
 FREEZE_BN = ("none", "encoder", "all")
+TRIPLET_MINING = ("random", "semihard")
 
 
 @dataclass(frozen=True)
@@ -137,12 +138,23 @@ class DataSettings:
     synthetic_val_pairs: int = 8
     synthetic_test_pairs: int = 8
     synthetic_negative_fraction: float = 0.25  # of the synthetic test set (negative pairs)
+    # CoSegNet triplets (cosegnet §4.1 "following Schroff et al."): "random" = the negative drawn uniformly among
+    # the images negative to anchor and positive; "semihard" = FaceNet's semi-hard negative among `mining_pool`
+    # such candidates (the random one first), picked with the current metric embeddings, computed without
+    # gradients (see cosegkit.train.modeling and cosegkit.losses.cosegnet.select_semihard_negatives).
+    triplet_mining: str = "random"
+    mining_pool: int = 8  # candidate negatives per triplet under "semihard" (unused under "random")
 
     def __post_init__(self):
         if self.image_size % 32:
             raise ValueError(f"data.image_size must be divisible by 32, got {self.image_size}")
         if self.batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        if self.triplet_mining not in TRIPLET_MINING:
+            raise ValueError(f"data.triplet_mining must be one of {', '.join(TRIPLET_MINING)}, "
+                             f"got {self.triplet_mining!r}")
+        if isinstance(self.mining_pool, bool) or not isinstance(self.mining_pool, int) or self.mining_pool < 1:
+            raise ValueError(f"data.mining_pool must be an int >= 1, got {self.mining_pool!r}")
 
 
 @dataclass(frozen=True)
