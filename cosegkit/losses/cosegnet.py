@@ -40,8 +40,10 @@ n is f_s(n) as L2 sees it for the negative of the pair (anchor, n): in ``CoSegNe
 by its own branch (encoder and decoder up to the metric layer), so it does not depend on the partner, and the
 decoder after the metric layer is never run for candidates. Distances are the ones L2 uses (plain Euclidean,
 eq. 3) with the run's margin ``loss.triplet_margin``; the anchor and positive embeddings are those of the
-positive pair, so the picked negative's distances are exactly those of the positive row's L2 term (at the
-weights before the step). Cost per step: one forward of B (2 + pool) images through the encoder and the
+positive pair, so the picked negative's distances are those of the positive row's L2 term at the weights
+before the step (exactly so where no layer uses batch statistics: VGG16, or the cpu profile's frozen-BN encoder
+and GroupNorm decoder; with training-mode BatchNorm the no-grad pass normalises over its own batch, and it never
+updates the running statistics). Cost per step: one forward of B (2 + pool) images through the encoder and the
 decoder up to the metric layer, without gradients, next to the training step's forward and backward of 4B
 images, plus the data work of transforming B * pool negative pairs (see ``cosegkit.train.profiles`` for the
 measured seconds).

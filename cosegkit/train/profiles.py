@@ -150,6 +150,9 @@ _PAPER = Profile(
         "paper: CoSegNet's number of epochs is not stated (cosegnet §4.1); 50 chosen",
         "paper: CoSegNet batch of 3 counts triplets (3 positive + 3 negative pairs); the paper's '3 pairs' "
         "cannot hold a whole triplet for L2",
+        "paper: 'following Schroff et al.' (cosegnet §4.1) read as semi-hard negative mining among 8 candidates per "
+        "triplet (data.triplet_mining='semihard', data.mining_pool=8); cosegnet-base, which has no metric network, "
+        "draws its negatives at random",
     ),
 )
 
