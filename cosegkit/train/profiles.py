@@ -111,8 +111,8 @@ _CPU = Profile(
         "cpu: at most 6 test pairs per group and 60 negative pairs (paper: every pair); one 3:1:1 split (paper: 100)",
         "cpu: CoSegNet negatives drawn uniformly at random (data.triplet_mining='random'; paper profile: semi-hard "
         "negatives among 8 candidates, our reading of 'following Schroff et al.'): mining 8 candidates adds a no-grad "
-        "pass of 30 images per step, measured +0.42-0.45 of a step's time on 2 cores (~+0.35 s of ~0.8 s), for "
-        "embeddings that 4 short epochs leave barely trained",
+        "pass of 30 images per step (measured 0.2-0.45 of a training step's time on a shared 2-core machine) and 24 "
+        "more pair transforms per batch (~0.1 s), for embeddings that 4 short epochs leave barely trained",
     ),
 )
 
@@ -131,7 +131,7 @@ _PAPER = Profile(
     # cannot give). With 8, a triplet gets a semi-hard negative with probability >= 0.9 once a quarter of its
     # negatives are semi-hard (1 - 0.75^8); the cost is a no-grad pass of 3 * (2 + 8) images through VGG16 and
     # decoder cT1-cT9 per step, about 300 of the ~470 GMAC of the step's forward + backward of 12 images at 224 px
-    # (FLOP count; measured on CPU at cpu-profile scale: +0.42-0.45 of a step for 8, +0.22-0.25 for 4).
+    # (FLOP count, about +60%; measured on a shared 2-core CPU at cpu-profile scale: 0.2-0.45 of a step for 8).
     cosegnet_data=DataSettings(
         image_size=224, batch_size=3, pairs_per_epoch=None, val_pairs=256, test_max_pairs_per_group=None,
         test_negative_pairs=500, num_workers=4, synthetic_train_pairs=2000, synthetic_val_pairs=200,
