@@ -130,7 +130,7 @@ _PAPER = Profile(
     # here among 8 candidates per triplet (FaceNet mines over ~1800-image batches, which a batch of 3 triplets
     # cannot give). With 8, a triplet gets a semi-hard negative with probability >= 0.9 once a quarter of its
     # negatives are semi-hard (1 - 0.75^8); the cost is a no-grad pass of 3 * (2 + 8) images through VGG16 and
-    # decoder cT1-cT9 per step, about 300 of the ~470 GMAC of the step's forward + backward of 12 images at 224 px
+    # decoder cT1-cT9 per step, ~890 GMAC next to the ~1400 GMAC of the forward + backward of 12 images at 224 px
     # (FLOP count, about +60%; measured on a shared 2-core CPU at cpu-profile scale: 0.2-0.45 of a step for 8).
     cosegnet_data=DataSettings(
         image_size=224, batch_size=3, pairs_per_epoch=None, val_pairs=256, test_max_pairs_per_group=None,
