@@ -191,6 +191,14 @@ NOTEBOOKS["02_is_triplet"] = [
 precision per epoch, with against without). Every table also carries the single-image baseline (same network, the
 correlation block sees the image itself) and each row's Jaccard gain over it.
 
+The paper compares two networks: the "Gong et al." rows are the original network (Fig. 1a: 2-channel logits at
+half size, `model.head="original"`, the segmentation loss alone), the "modified framework" rows are Fig. 1b
+(64-channel full-size embedding and a 1×1 conv to logits, `model.head="embedding"`, loss_seg + λ·IS-Triplet), so
+each of its pairs changes the head and the loss together. Rows labelled *ours* add the like-for-like comparison
+the paper does not make: the embedding head trained with the segmentation loss alone (`unet-<loss>-embedding`),
+which differs from the IS-Triplet row only in the IS-Triplet term (and the learning rate, 1e-3 against 1e-4,
+§4.1.3).
+
 The paper trains on its "Collection" (VOC 2012 + MSRC) and tests on Internet; with `data_root` we train and test
 on the PASCAL-VOC co-segmentation set instead, and the tables say so. Our numbers are at the profile's reduced
 scale unless the profile is `paper`."""),
@@ -203,7 +211,8 @@ from IPython.display import Markdown, display
 from cosegkit import companion, paper_numbers, plots
 from cosegkit.report import not_run_message, write_table''', roots=("internet_root", "sbcoseg_root")),
     ("code", '''experiments = ["unet-dice", "unet-dice-istriplet", "unet-ce", "unet-ce-istriplet", "unet-focal",
-               "unet-focal-istriplet", "unet-single-image"]
+               "unet-focal-istriplet", "unet-dice-embedding", "unet-ce-embedding", "unet-focal-embedding",
+               "unet-single-image"]
 results = companion.run_experiments(experiments, profile, out, data_root=data_root, seeds=seeds, overrides=overrides)
 runs = companion.runs_frame(results)
 agg = companion.aggregate_seeds(runs).set_index("experiment")
@@ -212,21 +221,29 @@ provenance = companion.provenance_for(results, dataset_name, profile)
 display(runs)'''),
     ("code", '''paper2 = paper_numbers.is_triplet_table2()
 names = {"dice": "Dice", "ce": "CE", "focal": "Focal"}
+nan = float("nan")
+# (suffix, network label, paper row: with IS-Triplet or not, None = not in the paper)
+variants = (("", "Gong et al. (Fig. 1a, original head)", False),
+            ("-istriplet", "modified framework (Fig. 1b, embedding head)", True),
+            ("-embedding", "ours: embedding head (Fig. 1b), no IS-Triplet", None))
 rows = []
 for seg in ("dice", "ce", "focal"):
-    for with_is in (False, True):
-        name = f"unet-{seg}" + ("-istriplet" if with_is else "")
-        paper_row = paper2[(paper2.seg_loss == names[seg]) & (paper2.is_triplet == with_is)].iloc[0]
+    for suffix, network, with_is in variants:
+        name = f"unet-{seg}{suffix}"
+        paper_row = (paper2[(paper2.seg_loss == names[seg]) & (paper2.is_triplet == with_is)].iloc[0]
+                     if with_is is not None else None)
         rows.append({
-            "loss": names[seg] + (" + IS-Triplet" if with_is else ""),
+            "network": network, "loss": names[seg] + (" + IS-Triplet" if with_is else ""),
             "ours val P": agg.loc[name, "val_P"], "ours val J": agg.loc[name, "val_J"],
             "ours test P": agg.loc[name, "test_P"], "ours test J": agg.loc[name, "test_J"],
             "ΔJ vs single-image": gain.loc[name, "gain_test_J"],
             "ΔJ 95% CI": gain.loc[name, "gain_test_J_ci95"],
-            "paper val P": paper_row.val_P, "paper val J": paper_row.val_J,
-            "paper test P": paper_row.test_P, "paper test J": paper_row.test_J,
+            "paper val P": nan if paper_row is None else paper_row.val_P,
+            "paper val J": nan if paper_row is None else paper_row.val_J,
+            "paper test P": nan if paper_row is None else paper_row.test_P,
+            "paper test J": nan if paper_row is None else paper_row.test_J,
         })
-rows.append({"loss": companion.SINGLE_IMAGE_LABEL,
+rows.append({"network": "original head (Fig. 1a)", "loss": companion.SINGLE_IMAGE_LABEL,
              "ours val P": agg.loc["unet-single-image", "val_P"], "ours val J": agg.loc["unet-single-image", "val_J"],
              "ours test P": agg.loc["unet-single-image", "test_P"],
              "ours test J": agg.loc["unet-single-image", "test_J"], "ΔJ vs single-image": 0.0,
@@ -234,14 +251,20 @@ rows.append({"loss": companion.SINGLE_IMAGE_LABEL,
              "paper test P": float("nan"), "paper test J": float("nan")})
 table2 = pd.DataFrame(rows)
 where = f"ours: train/val/test on {dataset_name}; paper: train/val on Collection (VOC 2012 + MSRC), test on Internet"
+heads = ("Rows 'ours: embedding head, no IS-Triplet' are not in the paper: with the IS-Triplet row just above "
+         "each, they compare the same head with and without IS-Triplet. The single-image baseline has the original "
+         "head (that of unet-dice), so ΔJ of an embedding-head row also includes the change of head.")
 write_table(table2, out, "is_triplet_table2", "IS-Triplet Table 2: Dice, CE, Focal with and without IS-Triplet",
-            provenance, notes=where + ". Precision in %, Jaccard as a fraction; ΔJ is paired by seed.")
+            provenance, notes=where + ". Precision in %, Jaccard as a fraction; ΔJ is paired by seed. " + heads)
 display(Markdown((out / "tables" / "is_triplet_table2.md").read_text()))'''),
     ("code", '''paper1 = paper_numbers.is_triplet_table1()
 rows = []
-for name, loss in (("unet-dice", "Dice"), ("unet-dice-istriplet", "Dice + IS-Triplet"),
-                   ("unet-single-image", companion.SINGLE_IMAGE_LABEL)):
-    rows.append({"method": "ours", "loss": loss, "train/val": dataset_name, "test": dataset_name,
+for name, method, loss in (
+        ("unet-dice", "ours: Gong et al. network (original head)", "Dice"),
+        ("unet-dice-istriplet", "ours: modified framework (embedding head)", "Dice + IS-Triplet"),
+        ("unet-dice-embedding", "ours, not in the paper: embedding head", "Dice"),
+        ("unet-single-image", "ours: original head", companion.SINGLE_IMAGE_LABEL)):
+    rows.append({"method": method, "loss": loss, "train/val": dataset_name, "test": dataset_name,
                  "val P": agg.loc[name, "val_P"], "val J": agg.loc[name, "val_J"],
                  "test P": agg.loc[name, "test_P"], "test J": agg.loc[name, "test_J"],
                  "ΔJ vs single-image": gain.loc[name, "gain_test_J"]})
@@ -255,7 +278,10 @@ for row in paper1.itertuples():
                  "test J": row.test_J})
 table1 = pd.DataFrame(rows)
 write_table(table1, out, "is_triplet_table1", "IS-Triplet Table 1: Dice with and without IS-Triplet", provenance,
-            notes="Rows marked 'paper:' are the published numbers (448x448, ResNet-50, 30 epochs).")
+            notes="Rows marked 'paper:' are the published numbers (448x448, ResNet-50, 30 epochs). Gong et al. = "
+                  "the original network (Fig. 1a: 2-channel logits at half size); modified framework = Fig. 1b "
+                  "(64-channel embedding, 1x1 conv to logits). The embedding-head Dice row is ours: the same head as "
+                  "the IS-Triplet row, without IS-Triplet.")
 display(Markdown((out / "tables" / "is_triplet_table1.md").read_text()))'''),
     ("md", """## Figs. 4-5: curves per epoch, with against without IS-Triplet"""),
     ("code", '''first = {r.experiment: r for r in results if r.settings.seed == seeds[0]}
@@ -282,7 +308,11 @@ NOTEBOOKS["03_cosegnet"] = [
 visual results like **Figs. 3-6**: input pair, ground truth, prediction and extracted object, and outlier pairs
 that should get empty predictions. Every table carries the single-image baseline and the gain over it.
 
-Table 1 follows §4.2: random 3:1:1 splits, repeated `n_splits` times (the paper uses 100), mean ± std."""),
+Table 1 follows §4.2: random 3:1:1 splits, repeated `n_splits` times (the paper uses 100), mean ± std.
+
+Training triplets "follow Schroff et al." (§4.1): the `paper` profile mines FaceNet's semi-hard negatives among
+8 candidates per triplet (`data.triplet_mining="semihard"`); `smoke` and `cpu` draw negatives at random (a
+deviation the cpu profile states, for speed)."""),
     parameters_cell('n_splits = None  # 3:1:1 splits for Table 1; None: the profiles (smoke 2, cpu 1, paper 100)\n'
                     'internet_root = ""  # Internet dataset; empty means absent\n'
                     'msrc_root = ""  # MSRC co-segmentation subset; empty means absent'),
@@ -363,11 +393,12 @@ display(Markdown((out / "tables" / "cosegnet_table5.md").read_text()))'''),
 paper6 = paper_numbers.cosegnet_table6().set_index("dataset")
 table6 = pd.DataFrame([
     {"metric-network input": layer, "J (ours)": agg.loc[name, "test_J"],
-     "ΔJ vs single-image": gain.loc[name, "gain_test_J"], "J (paper, Pascal-VOC)": paper6.loc["Pascal-VOC", layer]}
+     "ΔJ vs single-image": gain.loc[name, "gain_test_J"], "J (paper, Pascal-VOC)": paper6.loc["Pascal-VOC", layer],
+     "J (paper, Internet)": paper6.loc["Internet", layer]}
     for layer, name in layers.items()
 ])
 write_table(table6, out, "cosegnet_table6", "CoSegNet Table 6: which decoder layer feeds the metric network",
-            provenance)
+            provenance, notes=paper_numbers.TABLE6_NOTE)
 display(Markdown((out / "tables" / "cosegnet_table6.md").read_text()))'''),
     ("md", """## Visual results (Figs. 3-6)
 
@@ -495,7 +526,9 @@ table = table[["experiment", "n_seeds", "test_P", "test_P_ci95", "test_J", "test
                "gain_test_J_ci95", "train_min"]]
 write_table(table, out, "pixel_dml_comparison", "Pixel-DML comparison (one split, several seeds)",
             companion.provenance_for(results, dataset_name, profile),
-            notes="Values are means over seeds with 95% Student-t CI half-widths; the gain is paired by seed.")
+            notes="Values are means over seeds with 95% Student-t CI half-widths; the gain is paired by seed. Every "
+                  "pixel-DML row uses the embedding head (Fig. 1b); the single-image baseline has the original head "
+                  "(that of unet-dice), so the gain also includes the change of head.")
 display(Markdown((out / "tables" / "pixel_dml_comparison.md").read_text()))'''),
     ("md", """## The synthetic benchmark: where the pair must matter
 

@@ -17,6 +17,7 @@ from cosegkit.train.settings import settings_from_dict, settings_to_dict
 
 TABLE_ROWS = [
     "unet-dice", "unet-dice-istriplet", "unet-ce", "unet-ce-istriplet", "unet-focal", "unet-focal-istriplet",
+    "unet-dice-embedding", "unet-ce-embedding", "unet-focal-embedding",
     "cosegnet", "cosegnet-base", "cosegnet-f", "cosegnet-ct3", "cosegnet-ct6", "cosegnet-ct11",
     "pixel-dml-none", "pixel-dml-istriplet", "pixel-dml-discriminative", "pixel-dml-group",
     "unet-single-image", "cosegnet-single-image",
@@ -117,3 +118,51 @@ def test_decoder_norm_setting_is_checked_by_name():
     assert apply_overrides(s, {"model.decoder_norm": "group"}).model.decoder_norm == "group"
     with pytest.raises(ValueError, match="model.decoder_norm must be 'none' or 'group', got 'batch'"):
         apply_overrides(s, {"model.decoder_norm": "batch"})
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+def test_table_rows_use_the_papers_two_networks(profile):
+    # IS-Triplet Tables 1-2: "Gong et al." = Fig. 1a (original head, seg loss alone); "modified framework" =
+    # Fig. 1b (embedding head, seg + lambda * IS-Triplet)
+    for seg in ("dice", "ce", "focal"):
+        gong = build_settings(f"unet-{seg}", profile)
+        modified = build_settings(f"unet-{seg}-istriplet", profile)
+        ours = build_settings(f"unet-{seg}-embedding", profile)
+        assert (gong.model.head, gong.loss.seg, gong.loss.dml) == ("original", seg, None)
+        assert (modified.model.head, modified.loss.seg, modified.loss.dml) == ("embedding", seg, "istriplet")
+        # ours: the same head as the IS-Triplet row, without the IS-Triplet term, at the no-DML lr
+        assert (ours.model.head, ours.loss.seg, ours.loss.dml) == ("embedding", seg, None)
+        assert ours.optim == gong.optim
+    baseline = build_settings("unet-single-image", profile)
+    assert baseline.model.head == "original" and baseline.model.single_image and baseline.loss.dml is None
+    for tag in ("none", "istriplet", "discriminative", "group"):
+        assert build_settings(f"pixel-dml-{tag}", profile).model.head == "embedding"
+    assert all(e.description.startswith("ours:") for e in list_experiments() if e.name.endswith("-embedding"))
+
+
+def test_triplet_mining_by_profile():
+    paper = build_settings("cosegnet", "paper")
+    assert paper.data.triplet_mining == "semihard" and paper.data.mining_pool == 8
+    for name in ("cosegnet-f", "cosegnet-ct3", "cosegnet-ct6", "cosegnet-ct11", "cosegnet-single-image"):
+        assert build_settings(name, "paper").data.triplet_mining == "semihard"
+    assert build_settings("cosegnet-base", "paper").data.triplet_mining == "random"  # no metric network
+    assert build_settings("cosegnet", "smoke").data.triplet_mining == "random"
+    cpu = build_settings("cosegnet", "cpu")
+    assert cpu.data.triplet_mining == "random"
+    assert any("triplet_mining" in d for d in cpu.deviations)
+
+
+def test_triplet_mining_settings_are_checked_by_name():
+    s = build_settings("cosegnet", "smoke")
+    mined = apply_overrides(s, {"data.triplet_mining": "semihard", "data.mining_pool": 4})
+    assert (mined.data.triplet_mining, mined.data.mining_pool) == ("semihard", 4)
+    assert settings_from_dict(json.loads(json.dumps(settings_to_dict(mined)))) == mined
+    with pytest.raises(ValueError, match="data.triplet_mining must be one of random, semihard, got 'hardest'"):
+        apply_overrides(s, {"data.triplet_mining": "hardest"})
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="data.mining_pool must be an int >= 1"):
+            apply_overrides(s, {"data.mining_pool": bad})
+    # a config.json written before these settings existed still loads (defaults: random)
+    old = settings_to_dict(s)
+    del old["data"]["triplet_mining"], old["data"]["mining_pool"]
+    assert settings_from_dict(old) == s

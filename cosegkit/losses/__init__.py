@@ -7,7 +7,7 @@
 * :mod:`~cosegkit.losses.group_loss`: Group Loss at sample and pixel level (group_loss.txt).
 """
 
-from cosegkit.losses.cosegnet import CoSegNetLoss, cosegnet_loss, cosegnet_triplet_loss
+from cosegkit.losses.cosegnet import CoSegNetLoss, cosegnet_loss, cosegnet_triplet_loss, select_semihard_negatives
 from cosegkit.losses.discriminative import DiscriminativeLoss, discriminative_loss
 from cosegkit.losses.group_loss import (
     GroupLoss,
@@ -52,6 +52,7 @@ __all__ = [
     "correlation_similarity",
     "cosegnet_loss",
     "cosegnet_triplet_loss",
+    "select_semihard_negatives",
     "cross_entropy_loss",
     "dice_loss",
     "discriminative_loss",

@@ -27,6 +27,26 @@ Design and choices where the paper is ambiguous:
   features f_u, but Sec. 3.2 trains the metric network's outputs f_s with the triplet loss; the engine passes
   whichever embeddings the model exposes (``CoSegNet``: ``embedding_a/b`` = f_s).
 * L3: ``binary_cross_entropy_with_logits`` on the pre-sigmoid decision logit (numerically stable form of eq. 4).
+
+Which triplets (Sec. 4.1, "we follow [Schroff et al., 2015] for generating samples"). The paper says no more.
+The training data (``cosegkit.train.data``) draws anchor and positive uniformly within a group and, with
+``data.triplet_mining="random"``, the negative uniformly among the images that share no class with either;
+that is uniform random sampling, not Schroff et al.'s. ``data.triplet_mining="semihard"`` (the ``paper``
+profile) is FaceNet's online semi-hard negative mining adapted to CoSegNet's small batches: each triplet comes
+with ``data.mining_pool`` candidate negatives (the random negative first, the others drawn the same way), the
+current network computes their metric embeddings f_s without gradients, and :func:`select_semihard_negatives`
+keeps one per triplet; the training step then runs on the kept negative as usual. The embedding of a candidate
+n is f_s(n) as L2 sees it for the negative of the pair (anchor, n): in ``CoSegNet`` each image's f_s is computed
+by its own branch (encoder and decoder up to the metric layer), so it does not depend on the partner, and the
+decoder after the metric layer is never run for candidates. Distances are the ones L2 uses (plain Euclidean,
+eq. 3) with the run's margin ``loss.triplet_margin``; the anchor and positive embeddings are those of the
+positive pair, so the picked negative's distances are those of the positive row's L2 term at the weights
+before the step (exactly so where no layer uses batch statistics: VGG16, or the cpu profile's frozen-BN encoder
+and GroupNorm decoder; with training-mode BatchNorm the no-grad pass normalises over its own batch, and it never
+updates the running statistics). Cost per step: one forward of B (2 + pool) images through the encoder and the
+decoder up to the metric layer, without gradients, next to the training step's forward and backward of 4B
+images, plus the data work of transforming B * pool negative pairs (see ``cosegkit.train.profiles`` for the
+measured seconds).
 """
 
 from __future__ import annotations
@@ -40,7 +60,7 @@ from torch import Tensor, nn
 from cosegkit.losses._checks import check_positive, check_tensor, same_device
 from cosegkit.samplers import as_binary_masks
 
-__all__ = ["CoSegNetLoss", "cosegnet_loss", "cosegnet_triplet_loss"]
+__all__ = ["CoSegNetLoss", "cosegnet_loss", "cosegnet_triplet_loss", "select_semihard_negatives"]
 
 POSITIVE_WEIGHTS = (0.33, 0.33, 0.33)
 NEGATIVE_WEIGHTS = (0.0, 0.5, 0.5)
@@ -209,6 +229,39 @@ def cosegnet_triplet_loss(
         labels,
         **kwargs,
     )
+
+
+def select_semihard_negatives(d_ap: Tensor, d_an_pool: Tensor, margin: float) -> Tensor:
+    """FaceNet's semi-hard negative of each triplet (Schroff et al. 2015, Sec. 3.2), among a pool of candidates.
+
+    Args:
+        d_ap: (T,) anchor-positive distance of each triplet.
+        d_an_pool: (T, P) distance from the anchor to each of the P candidate negatives.
+        margin: the triplet margin alpha > 0 (the one the loss uses).
+
+    Returns:
+        (T,) int64 indices into the pool.
+
+    A candidate is semi-hard when it is farther from the anchor than the positive but within the margin,
+    ``d_ap < d_an < d_ap + margin``: its triplet loss is positive but it does not violate the anchor-positive
+    order, which FaceNet found to avoid the collapse that the hardest negatives cause early in training. Among
+    several semi-hard candidates the closest to the anchor is kept (the largest loss among them, so the most
+    informative one; it is also what TensorFlow's ``triplet_semihard_loss`` picks). When no candidate is
+    semi-hard, the hardest one (the closest to the anchor) is kept, as issue #13 asks; TensorFlow keeps the
+    farthest instead. Ties go to the lowest index, so candidate 0 (the random negative) wins a tie.
+    """
+    margin = check_positive(margin, "margin")
+    d_ap = check_tensor(d_ap, "d_ap", 1, floating=True)
+    d_an = check_tensor(d_an_pool, "d_an_pool", 2, floating=True)
+    if d_an.shape[0] != d_ap.shape[0] or d_an.shape[1] < 1:
+        raise ValueError(f"d_an_pool must have shape (T, P) with T = {d_ap.shape[0]} and P >= 1, "
+                         f"got {tuple(d_an.shape)}")
+    same_device(d_ap, d_an, names=("d_ap", "d_an_pool"))
+    ap = d_ap[:, None]
+    semihard = (d_an > ap) & (d_an < ap + margin)
+    closest_semihard = torch.where(semihard, d_an, torch.full_like(d_an, float("inf"))).argmin(1)
+    hardest = d_an.argmin(1)
+    return torch.where(semihard.any(1), closest_semihard, hardest)
 
 
 class CoSegNetLoss(nn.Module):

@@ -4,7 +4,10 @@ Determinism (needed for exact --resume and for data-parallel equivalence):
 - the training samples of epoch e are a pure function of (seed, e): pairs / triplets are drawn with generators
   seeded by (seed, e), never from global state;
 - the random augmentation of training sample i of epoch e runs under torch.random.fork_rng seeded by
-  (seed, e, i), so it does not depend on the worker process, the rank, or what ran before.
+  (seed, e, i), so it does not depend on the worker process, the rank, or what ran before;
+- CoSegNet with `data.triplet_mining="semihard"`: the candidate negatives of triplet i are its random negative
+  followed by `data.mining_pool - 1` more, drawn the same way with a generator seeded by (seed, e, i); the pick
+  among them (cosegkit.train.modeling) depends on the model weights, which a checkpoint restores.
 
 Real data: a dataset folder split 3:1:1 (cosegnet §4.2) with `split_indices` (seeded by `split_seed`, default
 the run seed). SiameseUNet trains on positive pairs within groups (is_triplet_coseg §4.1.1); CoSegNet on
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -89,6 +92,10 @@ class RunData:
     dataset: object | None = None  # the (cached) image dataset for real data
     train_idx: list | None = None
     synthetic_negatives: list | None = None  # per synthetic positive pair: candidate negatives (k2, side)
+    triplet_mining: str = "random"  # data.triplet_mining
+    mining_pool: int = 1  # data.mining_pool (candidate negatives per triplet under "semihard")
+    _labels: dict | None = field(default=None, repr=False)  # image bytes id -> its classes (real data, lazily)
+    _negatives: dict = field(default_factory=dict, repr=False)  # forbidden classes -> negative indices
 
     def epoch_samples(self, epoch: int) -> list:
         """Training samples of `epoch`: pair indices into train_pool, or (a, p, n) triplets. Pure in (seed, epoch)."""
@@ -108,6 +115,44 @@ class RunData:
             k2, side = cand[int(rng.integers(len(cand)))]
             out.append((k, k2, side))
         return out
+
+    def negative_candidates(self, spec, epoch: int, i: int) -> list:
+        """The `mining_pool` candidate negatives of triplet `spec` (sample i of `epoch`): the triplet's own (random)
+        negative first, then `mining_pool - 1` others negative to anchor and positive, drawn without replacement
+        while there are enough (then with replacement). Pure in (seed, epoch, i). Real data: dataset indices;
+        synthetic: (k2, side)."""
+        if self.dataset is not None:
+            a, p, first = spec
+            cand = [int(n) for n in self._negatives_of(a, p) if int(n) != first]
+        else:
+            k, k2, side = spec
+            first = (k2, side)
+            cand = [c for c in self.synthetic_negatives[k] if c != first]
+        extra = self.mining_pool - 1
+        if extra == 0:
+            return [first]
+        if not cand:
+            return [first] * self.mining_pool
+        rng = np.random.default_rng([self.seed, epoch, i, 4])
+        if len(cand) >= extra:
+            pick = rng.choice(len(cand), size=extra, replace=False).tolist()
+        else:
+            pick = rng.permutation(len(cand)).tolist() + rng.integers(len(cand), size=extra - len(cand)).tolist()
+        return [first] + [cand[j] for j in pick]
+
+    def _negatives_of(self, a: int, p: int) -> np.ndarray:
+        """Training images sharing no class with a or p (as `cosegnet_triplets` draws its negatives)."""
+        ds = self.dataset
+        if self._labels is None:
+            labels: dict[str, set[str]] = {}
+            for k in self.train_idx:
+                labels.setdefault(ds.id_of(k), set()).add(ds.group_of(k))
+            self._labels = {h: frozenset(g) for h, g in labels.items()}
+        forbidden = self._labels[ds.id_of(a)] | self._labels[ds.id_of(p)]
+        if forbidden not in self._negatives:
+            self._negatives[forbidden] = np.array(
+                [k for k in self.train_idx if not self._labels[ds.id_of(k)] & forbidden], dtype=np.int64)
+        return self._negatives[forbidden]
 
 
 def _take(rng: np.random.Generator, n: int, k: int | None) -> list[int]:
@@ -140,24 +185,39 @@ class TrainSamples(Dataset):
         if self.data.family == "unet":
             return _tensors(self._seeded(i, _pair_only(self.data.train_pool[spec]), 0))
         pos, neg = self.data_triplet(spec)
-        return {"pos": _tensors(self._seeded(i, pos, 0)), "neg": _tensors(self._seeded(i, neg, 1))}
+        out = {"pos": _tensors(self._seeded(i, pos, 0))}
+        if self.data.triplet_mining != "semihard":
+            out["neg"] = _tensors(self._seeded(i, neg, 1))
+            return out
+        # candidate j is transformed under (seed, epoch, i, 1 + j): candidate 0 is exactly the random mode's "neg"
+        pool = [_tensors(self._seeded(i, self._negative_pair(spec, pos, c), 1 + j))
+                for j, c in enumerate(self.data.negative_candidates(spec, self.epoch, i))]
+        out["pool"] = {k: torch.stack([c[k] for c in pool]) for k in _KEEP}
+        return out
 
     def data_triplet(self, spec) -> tuple[dict, dict]:
         if self.data.dataset is not None:
             a, p, n = spec
             ds = self.data.dataset
-            ia, ip, ineg = ds[a], ds[p], ds[n]
+            ia, ip = ds[a], ds[p]
             pos = {"image_a": ia.image, "image_b": ip.image, "mask_a": ia.mask, "mask_b": ip.mask, "label": 1,
                    "group_a": ia.group, "group_b": ip.group}
-            neg = {"image_a": ia.image, "image_b": ineg.image, "mask_a": np.zeros_like(ia.mask),
-                   "mask_b": np.zeros_like(ineg.mask), "label": 0, "group_a": ia.group, "group_b": ineg.group}
-            return pos, neg
+            return pos, self._negative_pair(spec, pos, n)
         k, k2, side = spec
         pos = _pair_only(self.data.train_pool[k])
-        other = self.data.train_pool[k2]
-        neg = {**pos, "image_b": other[f"image_{side}"], "mask_a": np.zeros_like(pos["mask_a"]),
-               "mask_b": np.zeros_like(other[f"mask_{side}"]), "label": 0, "group_b": other[f"group_{side}"]}
-        return pos, neg
+        return pos, self._negative_pair(spec, pos, (k2, side))
+
+    def _negative_pair(self, spec, pos: dict, candidate) -> dict:
+        """The negative pair (anchor of `pos`, candidate negative), with null masks."""
+        if self.data.dataset is not None:
+            neg = self.data.dataset[candidate]
+            image, mask, group = neg.image, neg.mask, neg.group
+        else:
+            k2, side = candidate
+            other = self.data.train_pool[k2]
+            image, mask, group = other[f"image_{side}"], other[f"mask_{side}"], other[f"group_{side}"]
+        return {"image_a": pos["image_a"], "image_b": image, "mask_a": np.zeros_like(pos["mask_a"]),
+                "mask_b": np.zeros_like(mask), "label": 0, "group_a": pos.get("group_a"), "group_b": group}
 
 
 _KEEP = ("image_a", "image_b", "mask_a", "mask_b", "label")
@@ -172,15 +232,27 @@ def _tensors(out: dict) -> dict:
 
 
 def collate(batch: list[dict]) -> dict:
+    """Stack a list of items; CoSegNet items {"pos", "neg"} or {"pos", "pool"} are collated part by part (the
+    pool's tensors become (B, pool, ...))."""
     if "pos" in batch[0]:
-        return {"pos": collate([b["pos"] for b in batch]), "neg": collate([b["neg"] for b in batch])}
+        return {part: collate([b[part] for b in batch]) for part in batch[0]}
     return {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
+
+
+def _check_mining(settings: TrainSettings) -> None:
+    mining, family = settings.data.triplet_mining, settings.model.family
+    if mining == "semihard" and family != "cosegnet":
+        what = ("SiameseUNet trains on pairs, not triplets" if family == "unet"
+                else "cosegnet-base has no metric network")
+        raise ValueError(f"data.triplet_mining='semihard' needs CoSegNet's triplets and metric embeddings; {what}: "
+                         "use data.triplet_mining='random'")
 
 
 def build_run_data(settings: TrainSettings, data_root=None) -> RunData:
     d = settings.data
     family = settings.model.family
     split_seed = settings.seed if d.split_seed is None else d.split_seed
+    _check_mining(settings)
     if data_root is None:
         return _synthetic(settings, split_seed)
     from cosegkit.data import load_dataset
@@ -229,6 +301,8 @@ def build_run_data(settings: TrainSettings, data_root=None) -> RunData:
         pairs_per_epoch=d.pairs_per_epoch,
         dataset=ds,
         train_idx=split["train"],
+        triplet_mining=d.triplet_mining,
+        mining_pool=d.mining_pool,
     )
 
 
@@ -302,6 +376,8 @@ def _synthetic(settings: TrainSettings, split_seed: int) -> RunData:
         split=None,
         seed=settings.seed,
         pairs_per_epoch=d.pairs_per_epoch,
+        triplet_mining=d.triplet_mining,
+        mining_pool=d.mining_pool,
     )
     if data.family != "unet":
         data.synthetic_negatives = _synthetic_negatives(train, split_seed)

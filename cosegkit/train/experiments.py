@@ -1,15 +1,23 @@
 """The experiment registry: one entry per table row the notebooks need.
 
-- is_triplet_coseg Tables 1-2: SiameseUNet with seg loss (dice | ce | focal) with / without IS-Triplet
-  (`unet-<loss>`, `unet-<loss>-istriplet`); lr 1e-3 without and 1e-4 with IS-Triplet (§4.1.3).
-  Every SiameseUNet row uses the 64-channel embedding head (§3.3) so that a row differs from its partner only
-  in the loss term; the paper's original 2-channel head is `overrides={"model.head": "original"}`.
+- is_triplet_coseg Tables 1-2, as the paper ran them: the "Gong et al." rows `unet-<loss>` (seg loss dice | ce |
+  focal) are the original network (Fig. 1a, `model.head="original"`: 2-channel logits at half size, the
+  segmentation loss alone); the "modified framework" rows `unet-<loss>-istriplet` are Fig. 1b
+  (`model.head="embedding"`: 64-channel full-size embedding, a 1x1 conv to logits, loss_seg + lambda *
+  IS-Triplet, §3.3). lr 1e-3 without and 1e-4 with IS-Triplet (§4.1.3).
+- ours, not in the paper: `unet-<loss>-embedding`, the embedding head trained with the segmentation loss alone
+  (lr 1e-3, as `unet-<loss>`), so that `unet-<loss>-embedding` against `unet-<loss>-istriplet` isolates the
+  IS-Triplet term (same head), while the paper's pairs change the head and the loss together.
 - cosegnet Tables 1, 5, 6: `cosegnet` (metric layer cT9), `cosegnet-base` (no metric / decision network,
   trained with null masks on negative pairs, §4.5), and `cosegnet-f|ct3|ct6|ct11` (Table 6).
-- the pixel-DML comparison notebook: `pixel-dml-none|istriplet|discriminative|group`: SiameseUNet + Dice plus one
-  pixel-embedding loss weighted by the same lambda schedule, all at the same learning rate (the no-DML lr) so
-  the loss term is the only difference.
-- single-image baselines: `unet-single-image`, `cosegnet-single-image` (the pair fusion sees the image itself).
+- the pixel-DML comparison notebook: `pixel-dml-none|istriplet|discriminative|group`: SiameseUNet (embedding
+  head: every DML loss needs pixel embeddings) + Dice plus one pixel-embedding loss weighted by the same lambda
+  schedule, all at the same learning rate (the no-DML lr) so the loss term is the only difference.
+- single-image baselines: `unet-single-image` (the baseline of `unet-dice`, so the same original head and Dice
+  loss: its Jaccard gain measures the pair information alone), `cosegnet-single-image` (the pair fusion sees the
+  image itself).
+- CoSegNet triplets follow `data.triplet_mining` of the profile (`paper`: semi-hard negatives, cosegnet §4.1);
+  `cosegnet-base` has no metric network to mine with, so it always draws its negatives at random.
 """
 
 from __future__ import annotations
@@ -32,13 +40,14 @@ class Experiment:
     metric_layer: str = "cT9"
     single_image: bool = False
     shared_lr: bool = False  # pixel-DML comparison: one lr for every DML loss
+    head: str = "embedding"  # SiameseUNet only: "original" (Fig. 1a) or "embedding" (Fig. 1b)
 
     def settings(self, profile: Profile | str, seed: int = 0, dataset: str = "folder") -> TrainSettings:
         if isinstance(profile, str):
             profile = get_profile(profile)
         loss = replace(profile.loss, seg=self.seg, dml=self.dml)
         if self.family == "unet":
-            model = replace(profile.unet_model, single_image=self.single_image)
+            model = replace(profile.unet_model, single_image=self.single_image, head=self.head)
             data = replace(profile.unet_data, dataset=dataset)
             optim = profile.unet_optim
             if self.dml == "istriplet" and not self.shared_lr:
@@ -52,6 +61,8 @@ class Experiment:
                 single_image=self.single_image,
             )
             data = replace(profile.cosegnet_data, dataset=dataset)
+            if self.family == "cosegnet-base":  # no metric embedding to mine negatives with
+                data = replace(data, triplet_mining="random")
             optim = profile.cosegnet_optim
             if dataset == "internet":
                 optim = replace(optim, weight_decay=profile.cosegnet_weight_decay_internet)
@@ -75,16 +86,22 @@ def _build() -> dict[str, Experiment]:
     exps: list[Experiment] = []
     names = {"dice": "Dice", "ce": "cross-entropy", "focal": "Focal"}
     for seg in ("dice", "ce", "focal"):
-        exps.append(Experiment(f"unet-{seg}", f"SiameseUNet, {names[seg]} loss (IS-Triplet Table 2)", "unet", seg))
+        exps.append(Experiment(f"unet-{seg}", f"SiameseUNet, original head (Fig. 1a), {names[seg]} loss "
+                               "(IS-Triplet Tables 1-2: Gong et al.)", "unet", seg, head="original"))
         exps.append(
             Experiment(
                 f"unet-{seg}-istriplet",
-                f"SiameseUNet, {names[seg]} + lambda * IS-Triplet (IS-Triplet Tables 1-2)",
+                f"SiameseUNet, embedding head (Fig. 1b), {names[seg]} + lambda * IS-Triplet "
+                "(IS-Triplet Tables 1-2: modified framework)",
                 "unet",
                 seg,
                 "istriplet",
+                head="embedding",
             )
         )
+    for seg in ("dice", "ce", "focal"):  # ours: the like-for-like partner of unet-<seg>-istriplet
+        exps.append(Experiment(f"unet-{seg}-embedding", f"ours: SiameseUNet, embedding head (Fig. 1b), {names[seg]} "
+                               "loss alone (same head as the IS-Triplet row)", "unet", seg, head="embedding"))
     exps.append(Experiment("cosegnet", "CoSegNet, metric layer cT9 (CoSegNet Tables 1-6)", "cosegnet"))
     exps.append(
         Experiment("cosegnet-base", "CoSegNet-base: no metric/decision network (CoSegNet Table 5)", "cosegnet-base")
@@ -106,8 +123,8 @@ def _build() -> dict[str, Experiment]:
                        shared_lr=True)
         )
     exps.append(
-        Experiment("unet-single-image", "single-image baseline: SiameseUNet(single_image=True), Dice", "unet",
-                   single_image=True)
+        Experiment("unet-single-image", "single-image baseline: SiameseUNet(single_image=True), original head, "
+                   "Dice (the baseline of unet-dice)", "unet", single_image=True, head="original")
     )
     exps.append(
         Experiment("cosegnet-single-image", "single-image baseline: CoSegNet(single_image=True)", "cosegnet",

@@ -9,11 +9,19 @@ batch of 2B pairs [(a, p) ..., (a, n) ...]; `cosegnet_loss` applies w1 L1 + w2 L
 negative pairs (positive_mask), so no L1 gradient ever comes from them (§3.5). The triplet term uses the metric
 outputs fs of a (from the positive pair), p and n.
 
+CoSegNet with `data.triplet_mining="semihard"`: the batch carries, instead of "neg", a "pool" of
+`data.mining_pool` candidate negative pairs per triplet; `_mine_negatives` computes the metric embeddings fs of
+the anchors, positives and candidates without gradients (encoder + decoder up to the metric layer only, in the
+model's current train/eval mode, BatchNorm running statistics left untouched), keeps one candidate per triplet
+with `select_semihard_negatives` (FaceNet's rule, margin `loss.triplet_margin`), and the step then runs exactly
+as with a random negative. With `mining_pool=1` it is the random mode, bit for bit.
+
 CoSegNet-base (§4.5): the same batches; BCE mask loss on every pair, with null masks for negative pairs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -27,6 +35,7 @@ from cosegkit.losses import (
     is_triplet_loss,
     pixel_group_loss,
     segmentation_loss,
+    select_semihard_negatives,
 )
 from cosegkit.train.settings import ModelSettings, OptimSettings, TrainSettings
 
@@ -206,8 +215,58 @@ def pixel_dml_loss(name: str, emb: torch.Tensor, masks: torch.Tensor, logits: to
     raise ValueError(f"unknown pixel DML loss {name!r}")
 
 
+@contextlib.contextmanager
+def _batchnorm_stats_untouched(model: nn.Module):
+    """BatchNorm layers in training mode keep normalising with batch statistics but do not update their running
+    statistics (nor num_batches_tracked) inside this block: an extra forward leaves no trace in the weights."""
+    layers = [m for m in model.modules()
+              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
+    for m in layers:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.track_running_stats = True
+
+
+def _mine_negatives(model: nn.Module, pos: dict, pool: dict, margin: float) -> tuple[dict, torch.Tensor]:
+    """The negative pair of each triplet, picked from its pool by FaceNet's semi-hard rule; and the fraction of
+    triplets whose pick was semi-hard (the rest got the hardest candidate).
+
+    pos: the B positive pairs; pool: tensors (B, P, ...) of P candidate negative pairs (anchor, candidate) each.
+    The embedding of a candidate is its fs, the negative embedding L2 would see in the pair (anchor, candidate)
+    (CoSegNet computes each image's fs from that image alone); anchor and positive are those of `pos`.
+    """
+    net = _unwrap(model)
+    if not hasattr(net, "metric_embedding"):
+        raise ValueError(f"data.triplet_mining='semihard' needs a model with metric_embedding, got "
+                         f"{type(net).__name__}")
+    b, p = pool["image_b"].shape[:2]
+    with torch.no_grad(), _batchnorm_stats_untouched(net):
+        images = torch.cat([pos["image_a"], pos["image_b"], pool["image_b"].flatten(0, 1)])
+        emb = net.metric_embedding(images).float()
+    anchor, positive, cand = emb[:b], emb[b:2 * b], emb[2 * b:].view(b, p, -1)
+    d_ap = torch.linalg.vector_norm(anchor - positive, dim=1)
+    d_an = torch.linalg.vector_norm(anchor[:, None] - cand, dim=2)
+    pick = select_semihard_negatives(d_ap, d_an, margin)
+    rows = torch.arange(b, device=pick.device)
+    neg = {k: v[rows, pick] for k, v in pool.items()}
+    x = pos["image_a"]
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):  # the engine's layout
+        neg = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in neg.items()}
+    chosen = d_an[rows, pick]
+    semihard = ((chosen > d_ap) & (chosen < d_ap + margin)).float().mean()
+    return neg, semihard
+
+
 def _cosegnet_loss(model, family: str, batch: dict, settings: TrainSettings):
-    pos, neg = batch["pos"], batch["neg"]
+    pos = batch["pos"]
+    mined = None
+    if "pool" in batch:
+        neg, mined = _mine_negatives(model, pos, batch["pool"], settings.loss.triplet_margin)
+    else:
+        neg = batch["neg"]
     b = pos["image_a"].shape[0]
     image_a = torch.cat([pos["image_a"], neg["image_a"]])
     image_b = torch.cat([pos["image_b"], neg["image_b"]])
@@ -223,7 +282,10 @@ def _cosegnet_loss(model, family: str, batch: dict, settings: TrainSettings):
         return l1, {"loss_l1": l1.detach()}
     out = model(image_a, image_b, positive_mask=labels > 0.5)
     with _fp32(image_a.device):
-        return _cosegnet_terms(out, b, masks_a, masks_b, labels, settings)
+        total, terms = _cosegnet_terms(out, b, masks_a, masks_b, labels, settings)
+    if mined is not None:
+        terms["mining_semihard_fraction"] = mined  # diagnostic, not a loss term (results.json history)
+    return total, terms
 
 
 def _cosegnet_terms(out, b: int, masks_a, masks_b, labels, settings: TrainSettings):

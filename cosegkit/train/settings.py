@@ -32,6 +32,7 @@ METRIC_LAYERS = ("f", "cT3", "cT6", "cT9", "cT11")
 FREEZE_BN = ("none", "encoder", "all")
 AUGMENTS = ("flip_jitter", "flip")
 SCHEDULES = ("exponential", "cosine")
+TRIPLET_MINING = ("random", "semihard")
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,12 @@ class DataSettings:
     # Training augmentation: "flip_jitter" (random horizontal flip + colour jitter) or "flip" (flip only: two views
     # per image, so a frozen encoder's features can be cached; the cpu profile's choice).
     augment: str = "flip_jitter"
+    # CoSegNet triplets (cosegnet §4.1 "following Schroff et al."): "random" = the negative drawn uniformly among
+    # the images negative to anchor and positive; "semihard" = FaceNet's semi-hard negative among `mining_pool`
+    # such candidates (the random one first), picked with the current metric embeddings, computed without
+    # gradients (see cosegkit.train.modeling and cosegkit.losses.cosegnet.select_semihard_negatives).
+    triplet_mining: str = "random"
+    mining_pool: int = 8  # candidate negatives per triplet under "semihard" (unused under "random")
 
     def __post_init__(self):
         if self.image_size % 32:
@@ -163,6 +170,11 @@ class DataSettings:
             raise ValueError(f"data.batch_size must be >= 1, got {self.batch_size}")
         if self.augment not in AUGMENTS:
             raise ValueError(f"data.augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        if self.triplet_mining not in TRIPLET_MINING:
+            raise ValueError(f"data.triplet_mining must be one of {', '.join(TRIPLET_MINING)}, "
+                             f"got {self.triplet_mining!r}")
+        if isinstance(self.mining_pool, bool) or not isinstance(self.mining_pool, int) or self.mining_pool < 1:
+            raise ValueError(f"data.mining_pool must be an int >= 1, got {self.mining_pool!r}")
 
 
 @dataclass(frozen=True)
