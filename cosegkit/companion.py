@@ -30,6 +30,7 @@ __all__ = [
     "run_dir_for",
     "run_key",
     "run_slug",
+    "run_splits",
     "run_experiments",
     "runs_frame",
     "history_frame",
@@ -148,6 +149,25 @@ def run_experiments(experiments: Iterable[str], profile: str, output_dir, data_r
                       f"test P {100 * result.precision:.1f} J {result.jaccard:.3f}")
             results.append(result)
     return results
+
+
+def run_splits(experiment: str, profile: str, output_dir, n_splits: int | None = None, data_root: str | None = None,
+               seed: int = 0, overrides: dict | None = None, progress: bool = True, dataset: str = "folder") -> dict:
+    """CoSegNet §4.2: ``experiment`` on ``n_splits`` random 3:1:1 splits (None: the profile's), split i with seed
+    and split seed ``seed + i``, through the keyed run cache (split 0 is the run that ``run_experiments`` trains for
+    that seed, so it is never trained twice). Returns the mean +- std aggregate of :func:`aggregate_splits`."""
+    from cosegkit.train.engine import aggregate_splits
+    from cosegkit.train.profiles import get_profile
+
+    n = get_profile(profile).n_splits if n_splits is None else int(n_splits)
+    if n < 1:
+        raise ValueError(f"n_splits must be >= 1, got {n}")
+    results = []
+    for i in range(n):
+        split_overrides = {**(overrides or {}), "data.split_seed": seed + i}
+        results += run_experiments([experiment], profile, output_dir, data_root=data_root, seeds=[seed + i],
+                                   overrides=split_overrides, progress=progress, dataset=dataset)
+    return aggregate_splits(experiment, profile, results)
 
 
 def _as_experiment(result, experiment: str):

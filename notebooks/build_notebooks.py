@@ -322,10 +322,9 @@ from IPython.display import Markdown, display
 
 from cosegkit import companion, paper_numbers, plots
 from cosegkit.report import not_run_message, write_table
-from cosegkit.train import evaluate_run, train_splits''', roots=("internet_root", "msrc_root")),
-    ("code", '''splits_dir = out / "runs" / profile / companion.data_tag(data_root) / "cosegnet-splits"
-splits = train_splits("cosegnet", profile, splits_dir, n_splits=n_splits, data_root=data_root, seed=seeds[0],
-                      resume=True, overrides=overrides)
+from cosegkit.train import evaluate_run''', roots=("internet_root", "msrc_root")),
+    ("code", '''splits = companion.run_splits("cosegnet", profile, out, n_splits=n_splits, data_root=data_root,
+                             seed=seeds[0], overrides=overrides)
 experiments = ["cosegnet", "cosegnet-base", "cosegnet-f", "cosegnet-ct3", "cosegnet-ct6", "cosegnet-ct11",
                "cosegnet-single-image"]
 results = companion.run_experiments(experiments, profile, out, data_root=data_root, seeds=seeds, overrides=overrides)

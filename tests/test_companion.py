@@ -5,8 +5,9 @@ import pytest
 from cosegkit.companion import data_tag, run_dir_for, run_experiments, run_key
 from cosegkit.train.experiments import build_settings
 
-# Two registered experiments that differ only in name (the pixel-DML comparison's "no DML" row is the Dice row).
-TWINS = ("pixel-dml-none", "unet-dice")
+# Two registered experiments that differ only in name: the pixel-DML comparison's "no DML" row is the like-for-like
+# embedding-head Dice row of Table 2.
+TWINS = ("pixel-dml-none", "unet-dice-embedding")
 
 
 def test_run_folders_never_look_like_the_dataset_folder(tmp_path):
@@ -41,3 +42,15 @@ def test_experiments_with_the_same_settings_are_one_run_trained_once(tmp_path, f
     assert (trained.experiment, shared.experiment) == (first, second)
     assert shared.run_dir == trained.run_dir and shared.test == trained.test
     assert len(list((out / "runs" / "smoke" / "synthetic").iterdir())) == 1
+
+
+def test_split_zero_of_the_splits_protocol_is_the_seed_run(tmp_path):
+    from cosegkit.companion import run_splits
+
+    out = tmp_path / "out"
+    agg = run_splits("cosegnet", "smoke", out, n_splits=2, seed=0, progress=False)
+    assert agg["n_splits"] == 2 and len(agg["splits"]) == 2
+    (seed0,) = run_experiments(["cosegnet"], "smoke", out, seeds=[0], progress=False)
+    assert seed0.extra["reused"] is True
+    assert agg["splits"][0]["jaccard"] == seed0.jaccard
+    assert len(list((out / "runs" / "smoke" / "synthetic").iterdir())) == 2

@@ -54,7 +54,8 @@ from cosegkit.train.records import (
 )
 from cosegkit.train.settings import TrainSettings, apply_overrides, settings_from_dict, settings_to_dict
 
-__all__ = ["RunResult", "train", "train_splits", "load_trained_model", "read_run_result", "stored_experiment"]
+__all__ = ["RunResult", "train", "train_splits", "load_trained_model", "read_run_result", "stored_experiment",
+           "aggregate_splits"]
 
 CONFIG_NAME = "config.json"
 RESULTS_NAME = "results.json"
@@ -437,11 +438,24 @@ def train_splits(experiment: str, profile: str, out, n_splits: int | None = None
     if n < 1:
         raise ValueError(f"n_splits must be >= 1, got {n}")
     out = Path(out)
-    rows = []
+    results = []
     for i in range(n):
         ov = {**(overrides or {}), "data.split_seed": seed + i}
-        res = train(experiment, profile, out / f"split_{i:03d}", data_root=data_root, seed=seed + i,
-                    resume=resume, overrides=ov, dataset=dataset)
+        results.append(train(experiment, profile, out / f"split_{i:03d}", data_root=data_root, seed=seed + i,
+                             resume=resume, overrides=ov, dataset=dataset))
+    agg = aggregate_splits(experiment, profile, results)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "splits.json", agg)
+    return agg
+
+
+def aggregate_splits(experiment: str, profile: str, results) -> dict:
+    """Mean +- std (ddof 1) of the test Precision / Jaccard over the runs of several splits (cosegnet §4.2)."""
+    n = len(results)
+    if n < 1:
+        raise ValueError("aggregate_splits() needs at least one run")
+    rows = []
+    for i, res in enumerate(results):
         neg = res.test.get("negative") or {}
         rows.append({"split": i, "precision": res.precision, "jaccard": res.jaccard,
                      "decision_accuracy": neg.get("decision_accuracy"), "wall_time_s": res.wall_time_s})
@@ -453,6 +467,4 @@ def train_splits(experiment: str, profile: str, out, n_splits: int | None = None
         "jaccard_mean": float(j.mean()), "jaccard_std": float(j.std(ddof=1)) if n > 1 else 0.0,
         "splits": rows,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "splits.json", agg)
     return agg

@@ -41,6 +41,9 @@ class Experiment:
     single_image: bool = False
     shared_lr: bool = False  # pixel-DML comparison: one lr for every DML loss
     head: str = "embedding"  # SiameseUNet only: "original" (Fig. 1a) or "embedding" (Fig. 1b)
+    # A row a paper's claim rests on (Dice +- IS-Triplet, CoSegNet, CoSegNet-base, the single-image baselines): it
+    # trains for the profile's claim budget (`*_claim_epochs`), the other rows for the ablation budget.
+    claim: bool = False
 
     def settings(self, profile: Profile | str, seed: int = 0, dataset: str = "folder") -> TrainSettings:
         if isinstance(profile, str):
@@ -52,7 +55,7 @@ class Experiment:
             optim = profile.unet_optim
             if self.dml == "istriplet" and not self.shared_lr:
                 optim = replace(optim, lr=profile.unet_lr_istriplet)
-            epochs = profile.unet_epochs
+            epochs = profile.unet_claim_epochs if self.claim else profile.unet_epochs
         else:
             model = replace(
                 profile.cosegnet_model,
@@ -66,7 +69,7 @@ class Experiment:
             optim = profile.cosegnet_optim
             if dataset == "internet":
                 optim = replace(optim, weight_decay=profile.cosegnet_weight_decay_internet)
-            epochs = profile.cosegnet_epochs
+            epochs = profile.cosegnet_claim_epochs if self.claim else profile.cosegnet_epochs
         return TrainSettings(
             experiment=self.name,
             profile=profile.name,
@@ -87,7 +90,8 @@ def _build() -> dict[str, Experiment]:
     names = {"dice": "Dice", "ce": "cross-entropy", "focal": "Focal"}
     for seg in ("dice", "ce", "focal"):
         exps.append(Experiment(f"unet-{seg}", f"SiameseUNet, original head (Fig. 1a), {names[seg]} loss "
-                               "(IS-Triplet Tables 1-2: Gong et al.)", "unet", seg, head="original"))
+                               "(IS-Triplet Tables 1-2: Gong et al.)", "unet", seg, head="original",
+                               claim=seg == "dice"))
         exps.append(
             Experiment(
                 f"unet-{seg}-istriplet",
@@ -97,14 +101,17 @@ def _build() -> dict[str, Experiment]:
                 seg,
                 "istriplet",
                 head="embedding",
+                claim=seg == "dice",
             )
         )
     for seg in ("dice", "ce", "focal"):  # ours: the like-for-like partner of unet-<seg>-istriplet
         exps.append(Experiment(f"unet-{seg}-embedding", f"ours: SiameseUNet, embedding head (Fig. 1b), {names[seg]} "
-                               "loss alone (same head as the IS-Triplet row)", "unet", seg, head="embedding"))
-    exps.append(Experiment("cosegnet", "CoSegNet, metric layer cT9 (CoSegNet Tables 1-6)", "cosegnet"))
+                               "loss alone (same head as the IS-Triplet row)", "unet", seg, head="embedding",
+                               claim=seg == "dice"))
+    exps.append(Experiment("cosegnet", "CoSegNet, metric layer cT9 (CoSegNet Tables 1-6)", "cosegnet", claim=True))
     exps.append(
-        Experiment("cosegnet-base", "CoSegNet-base: no metric/decision network (CoSegNet Table 5)", "cosegnet-base")
+        Experiment("cosegnet-base", "CoSegNet-base: no metric/decision network (CoSegNet Table 5)", "cosegnet-base",
+                   claim=True)
     )
     for layer in ("f", "cT3", "cT6", "cT11"):
         exps.append(
@@ -124,11 +131,11 @@ def _build() -> dict[str, Experiment]:
         )
     exps.append(
         Experiment("unet-single-image", "single-image baseline: SiameseUNet(single_image=True), original head, "
-                   "Dice (the baseline of unet-dice)", "unet", single_image=True, head="original")
+                   "Dice (the baseline of unet-dice)", "unet", single_image=True, head="original", claim=True)
     )
     exps.append(
         Experiment("cosegnet-single-image", "single-image baseline: CoSegNet(single_image=True)", "cosegnet",
-                   single_image=True)
+                   single_image=True, claim=True)
     )
     return {e.name: e for e in exps}
 

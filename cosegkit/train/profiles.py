@@ -33,6 +33,15 @@ class Profile:
     cosegnet_weight_decay_internet: float  # cosegnet §4.1: 5e-4 when training on the Internet dataset
     loss: LossSettings
     n_splits: int = 1  # random 3:1:1 splits per CoSegNet table entry (cosegnet §4.2: 100)
+    # Epochs of the rows the papers' claims rest on (Experiment.claim); None: the same as the other rows.
+    unet_claim_epochs: int | None = None
+    cosegnet_claim_epochs: int | None = None
+
+    def __post_init__(self):
+        if self.unet_claim_epochs is None:
+            object.__setattr__(self, "unet_claim_epochs", self.unet_epochs)
+        if self.cosegnet_claim_epochs is None:
+            object.__setattr__(self, "cosegnet_claim_epochs", self.cosegnet_epochs)
     num_threads: int | None = 2
     deviations: tuple[str, ...] = ()
 
