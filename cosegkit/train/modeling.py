@@ -46,7 +46,7 @@ def build_model(ms: ModelSettings) -> nn.Module:
 
     if ms.family == "unet":
         return SiameseUNet(encoder=ms.encoder, head=ms.head, pretrained=ms.pretrained,
-                           embedding_dim=ms.embedding_dim, single_image=ms.single_image, gate_skips=ms.gate_skips)
+                           embedding_dim=ms.embedding_dim, single_image=ms.single_image, coattention=ms.coattention)
     if ms.family == "cosegnet":
         model = CoSegNet(pretrained=ms.pretrained, metric_layer=ms.metric_layer, encoder=ms.encoder,
                          width_mult=ms.width_mult, single_image=ms.single_image, decoder_norm=ms.decoder_norm)

@@ -30,6 +30,7 @@ SEG_LOSSES = ("dice", "ce", "focal")
 DML_LOSSES = ("istriplet", "discriminative", "group")
 METRIC_LAYERS = ("f", "cT3", "cT6", "cT9", "cT11")
 FREEZE_BN = ("none", "encoder", "all")
+COATTENTION = ("gong", "docs")  # cosegkit.models.correlation.SPATIAL_MODES (not imported: settings stay torch-free)
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,9 @@ class ModelSettings:
     decoder_init: str = "he"
     # CoSegNet / CoSegNet-base decoder normalisation: "none" (paper) or "group" (GroupNorm before each ReLU).
     decoder_norm: str = "none"
-    # SiameseUNet: also gate the skip connections with the correlation map (not in the paper; see SiameseUNet)
-    gate_skips: bool = False
+    # SiameseUNet co-attention, spatial part: "gong" (Gong et al.'s volume of 1-channel maps) or "docs" (the DOCS
+    # cosine correlation volume of the deepest features); see cosegkit.models.correlation
+    coattention: str = "gong"
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -67,6 +69,10 @@ class ModelSettings:
             raise ValueError(f"model.decoder_norm must be 'none' or 'group', got {self.decoder_norm!r}")
         if self.decoder_init not in ("he", "default"):
             raise ValueError(f"model.decoder_init must be 'he' or 'default', got {self.decoder_init!r}")
+        if self.coattention not in COATTENTION:
+            raise ValueError(
+                f"model.coattention must be one of {', '.join(COATTENTION)}, got {self.coattention!r}"
+            )
         if self.metric_layer not in METRIC_LAYERS:
             raise ValueError(
                 f"model.metric_layer must be one of {', '.join(METRIC_LAYERS)}, got {self.metric_layer!r}"
