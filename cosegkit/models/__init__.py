@@ -5,7 +5,7 @@ Public API: :func:`build_encoder`, :class:`SiameseUNet`, :class:`CoSegNet`, :cla
 """
 
 from ._utils import count_parameters
-from .correlation import CorrelationBlock, correlation_scores
+from .correlation import CoAttention, channel_weights, correlation_volume, correlation_volumes
 from .cosegnet import CoSegNet, CoSegNetBase
 from .encoders import ENCODER_NAMES, Encoder, build_encoder
 from .siamese_unet import SiameseUNet
@@ -14,10 +14,12 @@ __all__ = [
     "ENCODER_NAMES",
     "CoSegNet",
     "CoSegNetBase",
-    "CorrelationBlock",
+    "CoAttention",
     "Encoder",
     "SiameseUNet",
     "build_encoder",
-    "correlation_scores",
+    "channel_weights",
+    "correlation_volume",
+    "correlation_volumes",
     "count_parameters",
 ]

@@ -1,9 +1,11 @@
-"""Siamese U-Net with a correlation block (IS-Triplet §3.3, Fig. 1 and Fig. 3).
+"""Siamese U-Net with co-attention (IS-Triplet §3.3, Fig. 1 and Fig. 3).
 
 The co-segmentation framework of Gong et al. [34] with the correlation block of Li et al. (DOCS) [35]:
-(1) a siamese encoder (one encoder, shared weights, applied to each image), (2) a correlation block between
-the two deepest feature maps, (3) a siamese U-Net decoder (shared weights) with skip connections from every
-encoder scale, (4) the output head:
+(1) a siamese encoder (one encoder, shared weights, applied to each image), (2) the co-attention between the two
+deepest feature maps (:class:`~cosegkit.models.correlation.CoAttention`: Gong's spatial co-attention, from a
+correlation volume over all location pairs, and channel co-attention, one channel-weight vector shared by both
+images), (3) a siamese U-Net decoder (shared weights) with skip connections from every encoder scale, (4) the
+output head:
 
 - ``head="original"`` (Fig. 1a): the sixth decoder layer outputs 2-channel logits at half the input size;
 - ``head="embedding"`` (Fig. 1b, the paper's modification): the sixth layer outputs a 64-channel pixel embedding
@@ -14,6 +16,11 @@ concatenate the encoder skip of that scale and apply two conv3x3-BN-ReLU (stride
 conv3x3-BN-ReLU at stride 2; layer 6 is a conv3x3 to 2 logits at H/2 (original) or a 2x2 stride-2 transposed
 convolution ("deconvolution") to ``embedding_dim`` channels at H (embedding, no activation), followed by the new
 1x1 conv to 2 logits.
+
+Where this departs from Gong et al.'s code [34]: their decoder is six 3x3 transposed convolutions (BN, ReLU) with
+*additive* skips from the ResNet-50 stages at the stages' widths (1024, 512, 256, 64); ours concatenates the
+skips and uses narrow widths (``DEFAULT_DECODER_CHANNELS``) so the model trains on 2 CPU cores. The co-attention
+itself follows [34] (see the correlation module for the choices where the sources are ambiguous).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
 from ._utils import check_image_batch, check_pair
-from .correlation import CorrelationBlock
+from .correlation import SPATIAL_MODES, CoAttention
 from .encoders import Encoder, build_encoder
 
 # Decoder widths (blocks 1-5). Narrow for efficientnet_lite0 so the model trains at several pairs/s on 2 CPU
@@ -38,6 +45,12 @@ DEFAULT_DECODER_CHANNELS = {
     "efficientnet_lite2": (96, 48, 32, 24, 16),
     "tiny": (32, 24, 16, 16, 8),
 }
+
+# The partner grid of the co-attention's correlation volume: the deepest grid at each encoder's profile size
+# (resnet50: paper profile, 448 px / 32 = 14; efficientnet_lite0: cpu profile, 160 px / 32 = 5; tiny: smoke
+# profile, 64 px / 32 = 2), so at that size the volume is exactly the sources' (no pooling). The volume has
+# p_h * p_w channels at every input size; vgg16 is given the paper profile's 448 px grid like resnet50.
+DEFAULT_PARTNER_GRID = {"resnet50": 14, "vgg16": 14, "efficientnet_lite0": 5, "tiny": 2}
 
 
 class _UpBlock(nn.Module):
@@ -97,8 +110,10 @@ class UNetDecoder(nn.Module):
         return self.classifier(x), x
 
 
+
+
 class SiameseUNet(nn.Module):
-    """Siamese U-Net co-segmentation network with a correlation block (IS-Triplet §3.3, Fig. 1 / Fig. 3).
+    """Siamese U-Net co-segmentation network with co-attention (IS-Triplet §3.3, Fig. 1 / Fig. 3; [34], [35]).
 
     Args:
         encoder: encoder name for :func:`build_encoder` ("resnet50" in the paper; "efficientnet_lite0" for the
@@ -107,17 +122,21 @@ class SiameseUNet(nn.Module):
             embedding at H x W, then a 1x1 conv to 2-channel logits, Fig. 1b).
         pretrained: ImageNet weights for the encoder (see :func:`build_encoder`).
         embedding_dim: embedding channels of the "embedding" head (64 in the paper).
-        single_image: if True the correlation block correlates each image with itself, so nothing crosses the
-            pair (single-image baseline); outputs for image A do not depend on image B.
+        single_image: the honest single-image baseline, with the same parameters: each image attends to itself
+            (channel weights from [f_A, f_A], spatial correlation of A with A), so outputs for image A do not
+            depend on image B.
         decoder_channels: widths of decoder blocks 1-5 (default per encoder: ``DEFAULT_DECODER_CHANNELS``).
-        corr_topk_fraction: fraction of partner locations averaged in the correlation block.
-        gate_skips: also multiply every skip connection by the correlation gate (bilinearly upsampled). Not in
-            the paper: there only the deepest features are gated, and the decoder can segment from the ungated
-            skips alone, ignoring the partner (see the README's synthetic benchmark).
+        coattention: spatial part of the co-attention: "gong" (Gong et al.'s volume of 1-channel maps, default)
+            or "docs" (the DOCS cosine correlation volume of the full features).
+        partner_grid: the partner's deepest map is adaptive-average-pooled to this grid before correlating, so
+            the volume has a fixed channel count and the model runs at any input size (default per encoder:
+            ``DEFAULT_PARTNER_GRID``, the grid at that encoder's profile size).
+        topk_fraction: fraction of locations averaged per channel for the channel co-attention.
 
     ``forward(image_a, image_b)`` -> dict(logits_a, logits_b, embeddings_a, embeddings_b); the embeddings are
-    None for the original head. Inputs are (B, 3, H, W) with H, W multiples of 32, normalised with
-    ``self.input_mean``/``self.input_std``.
+    None for the original head. It is ``forward_features(encode(image_a), encode(image_b), size_a, size_b)``, so
+    encoder features can be computed once and reused. Inputs are (B, 3, H, W) with H, W multiples of 32,
+    normalised with ``self.input_mean``/``self.input_std``.
     """
 
     def __init__(
@@ -128,26 +147,31 @@ class SiameseUNet(nn.Module):
         embedding_dim: int = 64,
         single_image: bool = False,
         decoder_channels: Sequence[int] | None = None,
-        corr_topk_fraction: float = 0.1,
-        gate_skips: bool = False,
+        coattention: str = "gong",
+        partner_grid: int | tuple[int, int] | None = None,
+        topk_fraction: float = 0.5,
     ):
         super().__init__()
         if head not in ("original", "embedding"):
             raise ValueError(f"head must be 'original' or 'embedding', got {head!r}")
         if embedding_dim < 1:
             raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
+        if coattention not in SPATIAL_MODES:
+            raise ValueError(f"coattention must be one of {', '.join(SPATIAL_MODES)}, got {coattention!r}")
         self.encoder: Encoder = build_encoder(encoder, pretrained).drop_classifier()
         if decoder_channels is None:
             decoder_channels = DEFAULT_DECODER_CHANNELS[encoder]
+        if partner_grid is None:
+            partner_grid = DEFAULT_PARTNER_GRID[encoder]
         self.decoder_channels = tuple(int(c) for c in decoder_channels)
         self.head = head
         self.single_image = bool(single_image)
-        self.gate_skips = bool(gate_skips)
-        self.correlation = CorrelationBlock(corr_topk_fraction)
         deep = self.encoder.out_channels[-1]
+        self.coattention = CoAttention(deep, spatial=coattention, partner_grid=partner_grid,
+                                       topk_fraction=topk_fraction)
         self.decoder = UNetDecoder(
             self.encoder.out_channels,
-            self.correlation.out_channels(deep),
+            self.coattention.out_channels,
             self.decoder_channels,
             head,
             embedding_dim,
@@ -155,30 +179,56 @@ class SiameseUNet(nn.Module):
         self.input_mean = self.encoder.input_mean
         self.input_std = self.encoder.input_std
 
+    def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The shared encoder's five feature maps (strides 2-32) of one image batch."""
+        check_image_batch(image, "image")
+        return list(self.encoder(image))
+
+    def _check_features(self, feats: Sequence[torch.Tensor], name: str) -> None:
+        n = len(self.encoder.out_channels)
+        if len(feats) != n or any(f.ndim != 4 for f in feats):
+            raise ValueError(f"{name} must be the {n} feature maps of encode(), got {len(feats)} items")
+        if feats[-1].shape[1] != self.coattention.in_channels:
+            raise ValueError(f"{name}[-1] has {feats[-1].shape[1]} channels, expected {self.coattention.in_channels}")
+
+    def forward_features(
+        self,
+        feats_a: Sequence[torch.Tensor],
+        feats_b: Sequence[torch.Tensor],
+        out_size_a: tuple[int, int],
+        out_size_b: tuple[int, int],
+    ) -> dict[str, torch.Tensor | None]:
+        """Co-attention, decoder and head on encoder features (:meth:`encode` of each image); out sizes = (H, W)."""
+        self._check_features(feats_a, "feats_a")
+        self._check_features(feats_b, "feats_b")
+        if feats_a[-1].shape[0] != feats_b[-1].shape[0]:
+            raise ValueError(f"feats_a and feats_b must have the same batch size, got {feats_a[-1].shape[0]} and "
+                             f"{feats_b[-1].shape[0]}")
+        if self.single_image:
+            deep_a, _ = self.coattention(feats_a[-1], feats_a[-1])
+            deep_b, _ = self.coattention(feats_b[-1], feats_b[-1])
+        else:
+            deep_a, deep_b = self.coattention(feats_a[-1], feats_b[-1])
+        logits_a, emb_a = self.decoder(deep_a, feats_a[:-1], tuple(out_size_a))
+        logits_b, emb_b = self.decoder(deep_b, feats_b[:-1], tuple(out_size_b))
+        return {"logits_a": logits_a, "logits_b": logits_b, "embeddings_a": emb_a, "embeddings_b": emb_b}
+
     def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> dict[str, torch.Tensor | None]:
         check_pair(image_a, image_b)
         # One encoder (siamese weight sharing); each image in its own pass so train-mode BN statistics of
         # image A never see image B (keeps single_image outputs independent of the partner).
-        feats_a, feats_b = self.encoder(image_a), self.encoder(image_b)
-        if self.single_image:
-            deep_a, _ = self.correlation(feats_a[-1], feats_a[-1])
-            deep_b, _ = self.correlation(feats_b[-1], feats_b[-1])
-        else:
-            deep_a, deep_b = self.correlation(feats_a[-1], feats_b[-1])
-        logits_a, emb_a = self.decoder(deep_a, self._skips(feats_a[:-1], deep_a), tuple(image_a.shape[-2:]))
-        logits_b, emb_b = self.decoder(deep_b, self._skips(feats_b[:-1], deep_b), tuple(image_b.shape[-2:]))
-        return {"logits_a": logits_a, "logits_b": logits_b, "embeddings_a": emb_a, "embeddings_b": emb_b}
+        return self.forward_features(self.encode(image_a), self.encode(image_b),
+                                     tuple(image_a.shape[-2:]), tuple(image_b.shape[-2:]))
 
-    def _skips(self, skips: Sequence[torch.Tensor], deep: torch.Tensor) -> list[torch.Tensor]:
-        if not self.gate_skips:
-            return list(skips)
-        gate = deep[:, -1:]  # the correlation block appends its gate as the last channel
-        return [s * F.interpolate(gate, size=s.shape[-2:], mode="bilinear", align_corners=False) for s in skips]
+    def segment_features(
+        self, feats: Sequence[torch.Tensor], out_size: tuple[int, int]
+    ) -> dict[str, torch.Tensor | None]:
+        """:meth:`segment` on encoder features of one image batch."""
+        self._check_features(feats, "feats")
+        deep, _ = self.coattention(feats[-1], feats[-1])
+        logits, emb = self.decoder(deep, feats[:-1], tuple(out_size))
+        return {"logits": logits, "embeddings": emb}
 
     def segment(self, image: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        """Single-image inference (self-correlation), the same path as ``single_image=True`` for one image."""
-        check_image_batch(image, "image")
-        feats = self.encoder(image)
-        deep, _ = self.correlation(feats[-1], feats[-1])
-        logits, emb = self.decoder(deep, self._skips(feats[:-1], deep), tuple(image.shape[-2:]))
-        return {"logits": logits, "embeddings": emb}
+        """Single-image inference (the image attends to itself), the same path as ``single_image=True``."""
+        return self.segment_features(self.encode(image), tuple(image.shape[-2:]))

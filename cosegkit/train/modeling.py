@@ -59,7 +59,7 @@ def build_model(ms: ModelSettings) -> nn.Module:
 
     if ms.family == "unet":
         model = SiameseUNet(encoder=ms.encoder, head=ms.head, pretrained=ms.pretrained,
-                           embedding_dim=ms.embedding_dim, single_image=ms.single_image, gate_skips=ms.gate_skips)
+                            embedding_dim=ms.embedding_dim, single_image=ms.single_image, coattention=ms.coattention)
         _maybe_freeze(model, ms)
         return model
     if ms.family == "cosegnet":

@@ -33,6 +33,7 @@ FREEZE_BN = ("none", "encoder", "all")
 AUGMENTS = ("flip_jitter", "flip")
 SCHEDULES = ("exponential", "cosine")
 TRIPLET_MINING = ("random", "semihard")
+COATTENTION = ("gong", "docs")  # cosegkit.models.correlation.SPATIAL_MODES (not imported: settings stay torch-free)
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,15 @@ class ModelSettings:
     decoder_init: str = "he"
     # CoSegNet / CoSegNet-base decoder normalisation: "none" (paper) or "group" (GroupNorm before each ReLU).
     decoder_norm: str = "none"
-    # SiameseUNet: also gate the skip connections with the correlation map (not in the paper; see SiameseUNet)
-    gate_skips: bool = False
     # Freeze the (pretrained) encoder and serve its features from a content-addressed cache (cosegkit.models.
     # feature_cache): each distinct input is encoded once. Not in the papers, which fine-tune the encoder.
     freeze_encoder: bool = False
     # CoSegNet decision network init: "difference" (paired hidden units reading +-u.(fs_a - fs_b); see cosegkit.
     # models.cosegnet.init_decision_as_difference) or "default" (PyTorch's). The paper does not state it.
     decision_init: str = "difference"
+    # SiameseUNet co-attention, spatial part: "gong" (Gong et al.'s volume of 1-channel maps) or "docs" (the DOCS
+    # cosine correlation volume of the deepest features); see cosegkit.models.correlation
+    coattention: str = "gong"
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -78,6 +80,10 @@ class ModelSettings:
             raise ValueError(f"model.decision_init must be 'difference' or 'default', got {self.decision_init!r}")
         if self.decoder_init not in ("he", "default"):
             raise ValueError(f"model.decoder_init must be 'he' or 'default', got {self.decoder_init!r}")
+        if self.coattention not in COATTENTION:
+            raise ValueError(
+                f"model.coattention must be one of {', '.join(COATTENTION)}, got {self.coattention!r}"
+            )
         if self.metric_layer not in METRIC_LAYERS:
             raise ValueError(
                 f"model.metric_layer must be one of {', '.join(METRIC_LAYERS)}, got {self.metric_layer!r}"
