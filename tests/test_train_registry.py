@@ -18,8 +18,9 @@ from cosegkit.train.settings import settings_from_dict, settings_to_dict
 TABLE_ROWS = [
     "unet-dice", "unet-dice-istriplet", "unet-ce", "unet-ce-istriplet", "unet-focal", "unet-focal-istriplet",
     "unet-dice-embedding", "unet-ce-embedding", "unet-focal-embedding",
-    "cosegnet", "cosegnet-base", "cosegnet-f", "cosegnet-ct3", "cosegnet-ct6", "cosegnet-ct11",
-    "pixel-dml-none", "pixel-dml-istriplet", "pixel-dml-discriminative", "pixel-dml-group",
+    "cosegnet", "cosegnet-base", "cosegnet-f", "cosegnet-ct3", "cosegnet-ct6", "cosegnet-ct9",
+    "cosegnet-ct11", "pixel-dml-none", "pixel-dml-istriplet", "pixel-dml-discriminative", "pixel-dml-group",
+    "pixel-dml-single-image",
     "unet-single-image", "cosegnet-single-image",
 ]
 

@@ -37,7 +37,7 @@ class Experiment:
     family: str  # unet | cosegnet | cosegnet-base
     seg: str = "dice"
     dml: str | None = None
-    metric_layer: str = "cT9"
+    metric_layer: str | None = None  # CoSegNet: None = the profile's (paper and gpu: cT9; cpu: f)
     single_image: bool = False
     shared_lr: bool = False  # pixel-DML comparison: one lr for every DML loss
     head: str = "embedding"  # SiameseUNet only: "original" (Fig. 1a) or "embedding" (Fig. 1b)
@@ -60,7 +60,7 @@ class Experiment:
             model = replace(
                 profile.cosegnet_model,
                 family=self.family,
-                metric_layer=self.metric_layer,
+                metric_layer=self.metric_layer or profile.cosegnet_model.metric_layer,
                 single_image=self.single_image,
             )
             data = replace(profile.cosegnet_data, dataset=dataset)
@@ -108,12 +108,13 @@ def _build() -> dict[str, Experiment]:
         exps.append(Experiment(f"unet-{seg}-embedding", f"ours: SiameseUNet, embedding head (Fig. 1b), {names[seg]} "
                                "loss alone (same head as the IS-Triplet row)", "unet", seg, head="embedding",
                                claim=seg == "dice"))
-    exps.append(Experiment("cosegnet", "CoSegNet, metric layer cT9 (CoSegNet Tables 1-6)", "cosegnet", claim=True))
+    exps.append(Experiment("cosegnet", "CoSegNet, the profile's metric layer (paper: cT9; cpu: f) (CoSegNet Tables "
+                           "1-6)", "cosegnet", claim=True))
     exps.append(
         Experiment("cosegnet-base", "CoSegNet-base: no metric/decision network (CoSegNet Table 5)", "cosegnet-base",
                    claim=True)
     )
-    for layer in ("f", "cT3", "cT6", "cT11"):
+    for layer in ("f", "cT3", "cT6", "cT9", "cT11"):
         exps.append(
             Experiment(
                 f"cosegnet-{layer.lower()}",
@@ -129,6 +130,10 @@ def _build() -> dict[str, Experiment]:
             Experiment(f"pixel-dml-{tag}", f"pixel-DML comparison: SiameseUNet, {what}", "unet", "dice", dml,
                        shared_lr=True)
         )
+    exps.append(
+        Experiment("pixel-dml-single-image", "pixel-DML comparison: the single-image baseline of its rows "
+                   "(SiameseUNet(single_image=True), embedding head, Dice)", "unet", single_image=True, shared_lr=True)
+    )
     exps.append(
         Experiment("unet-single-image", "single-image baseline: SiameseUNet(single_image=True), original head, "
                    "Dice (the baseline of unet-dice)", "unet", single_image=True, head="original", claim=True)
