@@ -68,14 +68,48 @@ def test_paper_profile_is_the_papers_settings():
 def test_pixel_dml_rows_share_one_lr():
     lrs = {build_settings(f"pixel-dml-{t}", "cpu").optim.lr for t in ("none", "istriplet", "discriminative", "group")}
     assert len(lrs) == 1
-    assert build_settings("unet-dice-istriplet", "cpu").optim.lr < build_settings("unet-dice", "cpu").optim.lr
+    # the paper's 10x lower lr with IS-Triplet (is_triplet_coseg §4.1.3); the cpu profile states that it drops it
+    assert build_settings("unet-dice-istriplet", "paper").optim.lr < build_settings("unet-dice", "paper").optim.lr
+    cpu = build_settings("unet-dice-istriplet", "cpu")
+    assert cpu.optim.lr == build_settings("unet-dice", "cpu").optim.lr
+    assert any("IS-Triplet rows use the same lr" in d for d in cpu.deviations)
 
 
 def test_cpu_profile_states_its_deviations():
     s = build_settings("cosegnet", "cpu")
-    assert s.model.encoder == "efficientnet_lite0" and s.model.pretrained
-    assert any("lr" in d for d in s.deviations)
-    assert build_settings("unet-dice", "cpu").model.encoder == "efficientnet_lite0"
+    assert s.model.encoder == "efficientnet_lite2" and s.model.pretrained and s.model.freeze_encoder
+    assert s.model.metric_layer == "f" and build_settings("cosegnet-ct9", "cpu").model.metric_layer == "cT9"
+    assert build_settings("cosegnet", "paper").model.metric_layer == "cT9"
+    assert any("lr" in d for d in s.deviations) and any("frozen" in d for d in s.deviations)
+    unet = build_settings("unet-dice", "cpu")
+    assert unet.model.encoder == "efficientnet_lite2" and unet.model.freeze_encoder and unet.data.augment == "flip"
+    for name in ("paper", "gpu"):  # the papers fine-tune their encoders on jittered images
+        paper = build_settings("unet-dice", name)
+        assert not paper.model.freeze_encoder and paper.data.augment == "flip_jitter"
+        assert paper.optim.schedule == "exponential"
+
+
+def test_claim_rows_get_the_claim_budget():
+    claims = ("unet-dice", "unet-dice-istriplet", "unet-dice-embedding", "unet-single-image")
+    for name in claims:
+        assert build_settings(name, "cpu").epochs == 10
+    for name in ("unet-ce", "unet-focal-istriplet", "pixel-dml-none", "pixel-dml-single-image"):
+        assert build_settings(name, "cpu").epochs == 4
+    for name in ("cosegnet", "cosegnet-base", "cosegnet-single-image"):
+        assert build_settings(name, "cpu").epochs == 20
+    assert build_settings("cosegnet-ct3", "cpu").epochs == 8
+    assert build_settings("unet-dice", "paper").epochs == build_settings("unet-ce", "paper").epochs == 30
+
+
+def test_gpu_profile_is_the_papers_schedule_with_the_offline_encoder():
+    for name in ("unet-dice", "unet-dice-istriplet", "cosegnet", "cosegnet-base"):
+        paper, gpu = build_settings(name, "paper"), build_settings(name, "gpu")
+        assert gpu.model.encoder == "efficientnet_lite0" != paper.model.encoder
+        assert (gpu.epochs, gpu.optim, gpu.loss) == (paper.epochs, paper.optim, paper.loss)
+        assert (gpu.data.image_size, gpu.data.batch_size, gpu.data.pairs_per_epoch) == (
+            paper.data.image_size, paper.data.batch_size, None)
+        assert gpu.data.triplet_mining == paper.data.triplet_mining
+        assert any("EfficientNet-Lite0" in d for d in gpu.deviations)
 
 
 def test_overrides_and_json_roundtrip():
@@ -103,7 +137,8 @@ def test_optimizer_setting_builds_sgd_or_adamw_with_encoder_multiplier():
     assert build_settings("cosegnet", "paper").model.decoder_norm == "none"
     cpu = build_settings("cosegnet", "cpu")
     assert cpu.optim.optimizer == "adamw" and cpu.model.decoder_norm == "group"
-    assert build_settings("unet-dice", "cpu").optim.optimizer == "sgd"
+    assert build_settings("unet-dice", "cpu").optim.optimizer == "adamw"
+    assert build_settings("unet-dice", "paper").optim.optimizer == "sgd"
     s = build_settings("cosegnet", "smoke", overrides={"optim.optimizer": "adamw", "optim.lr": 0.002,
                                                       "optim.encoder_lr_mult": 0.5})
     opt = make_optimizer(build_model(s.model), s.optim)
@@ -117,8 +152,9 @@ def test_optimizer_setting_builds_sgd_or_adamw_with_encoder_multiplier():
 def test_decoder_norm_setting_is_checked_by_name():
     s = build_settings("cosegnet", "smoke")
     assert apply_overrides(s, {"model.decoder_norm": "group"}).model.decoder_norm == "group"
-    with pytest.raises(ValueError, match="model.decoder_norm must be 'none' or 'group', got 'batch'"):
-        apply_overrides(s, {"model.decoder_norm": "batch"})
+    assert apply_overrides(s, {"model.decoder_norm": "batch"}).model.decoder_norm == "batch"
+    with pytest.raises(ValueError, match="model.decoder_norm must be 'none', 'group' or 'batch', got 'layer'"):
+        apply_overrides(s, {"model.decoder_norm": "layer"})
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
@@ -144,7 +180,8 @@ def test_table_rows_use_the_papers_two_networks(profile):
 def test_triplet_mining_by_profile():
     paper = build_settings("cosegnet", "paper")
     assert paper.data.triplet_mining == "semihard" and paper.data.mining_pool == 8
-    for name in ("cosegnet-f", "cosegnet-ct3", "cosegnet-ct6", "cosegnet-ct11", "cosegnet-single-image"):
+    for name in ("cosegnet-f", "cosegnet-ct3", "cosegnet-ct6", "cosegnet-ct9", "cosegnet-ct11",
+                 "cosegnet-single-image"):
         assert build_settings(name, "paper").data.triplet_mining == "semihard"
     assert build_settings("cosegnet-base", "paper").data.triplet_mining == "random"  # no metric network
     assert build_settings("cosegnet", "smoke").data.triplet_mining == "random"
@@ -160,8 +197,10 @@ def test_triplet_mining_settings_are_checked_by_name():
     assert settings_from_dict(json.loads(json.dumps(settings_to_dict(mined)))) == mined
     with pytest.raises(ValueError, match="data.triplet_mining must be one of random, semihard, got 'hardest'"):
         apply_overrides(s, {"data.triplet_mining": "hardest"})
-    for bad in (0, 2.5, True):
-        with pytest.raises(ValueError, match="data.mining_pool must be an int >= 1"):
+    with pytest.raises(ValueError, match="data.mining_pool must be an int >= 1"):
+        apply_overrides(s, {"data.mining_pool": 0})
+    for bad in (2.5, True):  # refused by the --set type check before the field sees them
+        with pytest.raises(ValueError, match="data.mining_pool.*expected int"):
             apply_overrides(s, {"data.mining_pool": bad})
     # a config.json written before these settings existed still loads (defaults: random)
     old = settings_to_dict(s)
