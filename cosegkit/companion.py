@@ -27,6 +27,7 @@ from cosegkit.report import Provenance, mean_ci95
 __all__ = [
     "SINGLE_IMAGE_LABEL",
     "data_tag",
+    "data_label",
     "run_dir_for",
     "run_key",
     "run_slug",
@@ -75,6 +76,11 @@ def data_tag(data_root: str | None) -> str:
 
 # Settings that name or describe a run without changing what it trains.
 _NOT_IN_KEY = ("experiment", "description", "progress", "deviations")
+
+
+def data_label(data_root: str | None) -> str:
+    """How a report names the data: the dataset folder's name, never its absolute path on this machine."""
+    return f"dataset folder `{Path(data_root).name}`" if data_root else "SyntheticCoseg (embedded)"
 
 
 def run_key(settings) -> str:

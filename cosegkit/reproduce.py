@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
+from cosegkit.train.modeling import FEATURE_CACHE_ENV
 from cosegkit.train.profiles import get_profile
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 STATE_FILE = "reproduce_state.json"
+FEATURE_CACHE_DIR = "feature_cache"  # under the output folder; see cosegkit.models.feature_cache
 # Figures that show the pixels of a real dataset's images when the notebooks run with a data root. A run meant for
 # committing (`--withhold-dataset-images`) removes them: the repository redistributes no part of a dataset.
 DATASET_FIGURES = ("00_voc_pairs", "cosegnet_visual_results", "cosegnet_base_outliers", "04_meanshift_clusters")
@@ -116,6 +119,9 @@ def reproduce(
     for sub in ("notebooks", "tables", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
+    # Frozen-encoder features are shared by every run and notebook of the reproduction (cosegkit.models.
+    # feature_cache): the kernels papermill starts inherit this variable. A cache, never committed (.gitignore).
+    os.environ.setdefault(FEATURE_CACHE_ENV, str((out / FEATURE_CACHE_DIR).resolve()))
     progress = tqdm(notebooks, desc=f"reproduce ({profile})", unit="notebook")
     for notebook in progress:
         executed = out / "notebooks" / notebook.name

@@ -572,7 +572,7 @@ state_file = out / "reproduce_state.json"
 state = json.loads(state_file.read_text()) if state_file.exists() else {}
 timing = pd.DataFrame([{"notebook": name, "minutes": entry["seconds"] / 60} for name, entry in sorted(state.items())])
 lines = ["# cosegkit results", "",
-         f"Profile `{profile}`, data: {data_root or 'SyntheticCoseg (embedded)'}. Every table below gives its own",
+         f"Profile `{profile}`, data: {companion.data_label(data_root)}. Every table below gives its own",
          "provenance line; rows marked paper are the published numbers.", ""]
 if not timing.empty:
     lines += ["## Notebook wall time", "", *[f"- {r.notebook}: {r.minutes:.1f} min" for r in timing.itertuples()],
