@@ -16,7 +16,7 @@ between encoder and decoder:
 
 Steps of the models are interleaved (old, gong, docs, old, ...) so that load from other processes hits them
 alike; the table gives the median step time of each and its ratio to the old gate. Exit status 1 if a ratio
-exceeds 1.5. About 30 s on 2 idle cores (each step is about 1.5 s there; several times that under load).
+exceeds 1.5. About 1.5 min on the shared 2-core machine (3-4 s per step there, 18 steps).
 """
 
 from __future__ import annotations
