@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "overlay_mask",
@@ -94,9 +95,16 @@ def show_predictions(samples, predictions, titles=None, size=1.9):
     return fig
 
 
-def plot_training_curves(histories: dict[str, pd.DataFrame], metrics=("train_loss", "val_jaccard", "val_precision"),
+METRIC_TITLES = {"loss_seg": "segmentation loss (train)", "train_loss": "total loss (train)",
+                 "val_jaccard": "Jaccard (validation)", "val_precision": "Precision (validation)"}
+
+
+def plot_training_curves(histories: dict[str, pd.DataFrame], metrics=("loss_seg", "val_jaccard", "val_precision"),
                          title: str = ""):
-    """One panel per metric, one line per run label, x = epoch (the layout of IS-Triplet Figs. 4-5)."""
+    """One panel per metric, one line per run label, x = epoch (the layout of IS-Triplet Figs. 4-5).
+
+    The default loss panel is the segmentation term alone (``loss_seg``): what Figs. 4-5 compare ("the Dice loss
+    decreases faster"); the total would add lambda * IS-Triplet to one run only. Epochs are integers."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
     palette = sns.color_palette("tab10", n_colors=max(len(histories), 1))
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -106,7 +114,8 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], metrics=("train_los
             ax.plot(history["epoch"], history[metric], marker="o", markersize=3, label=label, color=color,
                     linestyle="--" if "without" in label or "no DML" in label else "-")
         ax.set_xlabel("epoch")
-        ax.set_title(metric.replace("_", " "))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(METRIC_TITLES.get(metric, metric.replace("_", " ")))
         ax.grid(alpha=0.3)
     axes[0, -1].legend(fontsize=7, loc="best")
     if title:
@@ -115,15 +124,21 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], metrics=("train_los
     return fig
 
 
+FG_BG_NAMES = {0: "background", 1: "foreground"}  # bools hash like 0 and 1
+
+
 def plot_embedding_2d(points: np.ndarray, labels: np.ndarray, ax=None, title: str = "", max_points: int = 4000,
-                      seed: int = 0):
-    """Scatter of 2-D projected embeddings coloured by label (subsampled for legibility)."""
+                      seed: int = 0, label_names: dict | None = None):
+    """Scatter of 2-D projected embeddings coloured by label (subsampled for legibility); ``label_names`` maps
+    label values to legend names."""
     points, labels = np.asarray(points), np.asarray(labels)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"points must be (N, 2), got {points.shape}")
     if len(points) > max_points:
         keep = np.random.default_rng(seed).choice(len(points), max_points, replace=False)
         points, labels = points[keep], labels[keep]
+    if label_names is not None:  # e.g. FG_BG_NAMES for a ground-truth mask, so the legend never says 0 / 1
+        labels = np.asarray([label_names[v] for v in labels.tolist()])
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     sns.scatterplot(x=points[:, 0], y=points[:, 1], hue=labels, s=6, linewidth=0, palette="tab10", ax=ax,

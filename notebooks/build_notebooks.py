@@ -287,8 +287,9 @@ display(Markdown((out / "tables" / "is_triplet_table1.md").read_text()))'''),
     ("code", '''first = {r.experiment: r for r in results if r.settings.seed == seeds[0]}
 label = {"dice": "Dice", "ce": "CE", "focal": "Focal"}
 fig4 = plots.plot_training_curves(
-    {"Dice without IS-Triplet": companion.history_frame(first["unet-dice"]),
-     "Dice + IS-Triplet": companion.history_frame(first["unet-dice-istriplet"])},
+    {"Dice without IS-Triplet (original head)": companion.history_frame(first["unet-dice"]),
+     "Dice without IS-Triplet (embedding head, ours)": companion.history_frame(first["unet-dice-embedding"]),
+     "Dice + IS-Triplet (embedding head)": companion.history_frame(first["unet-dice-istriplet"])},
     title=f"Fig. 4 (ours, {dataset_name}, profile {profile})")
 plots.save_figure(fig4, out, "is_triplet_fig4_curves")
 curves = {}
@@ -487,8 +488,10 @@ for row, (loss, items) in enumerate(embedded.items()):
     keep = np.random.default_rng(seeds[0]).choice(len(points), min(len(points), 1000), replace=False)
     pca = PCA(n_components=2, random_state=seeds[0]).fit_transform(points[keep])
     tsne = TSNE(n_components=2, init="pca", perplexity=30, random_state=seeds[0]).fit_transform(points[keep])
-    plots.plot_embedding_2d(pca, truth[keep], ax=axes[row, 0], title=f"{loss}: PCA (1 = foreground)")
-    plots.plot_embedding_2d(tsne, truth[keep], ax=axes[row, 1], title=f"{loss}: t-SNE (1 = foreground)")
+    plots.plot_embedding_2d(pca, truth[keep], ax=axes[row, 0], title=f"{loss}: PCA, ground truth",
+                            label_names=plots.FG_BG_NAMES)
+    plots.plot_embedding_2d(tsne, truth[keep], ax=axes[row, 1], title=f"{loss}: t-SNE, ground truth",
+                            label_names=plots.FG_BG_NAMES)
     plots.plot_embedding_2d(tsne, found[keep], ax=axes[row, 2],
                             title=f"{loss}: t-SNE, mean-shift cluster (0 = largest, 5 = sixth or later)")
 fig.tight_layout()

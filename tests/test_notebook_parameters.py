@@ -35,5 +35,5 @@ def test_relative_paths_resolve_against_the_repository(notebook, tmp_path, monke
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_unknown_profile_is_refused(notebook):
-    with pytest.raises(ValueError, match="unknown profile 'gpu'"):
-        _head(notebook, profile="gpu")
+    with pytest.raises(ValueError, match="unknown profile 'laptop'"):
+        _head(notebook, profile="laptop")

@@ -53,7 +53,7 @@ def test_overlay_mask_blends_only_the_masked_pixels():
 
 
 def test_figures_are_saved_as_png(tmp_path):
-    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_jaccard": [0.2, 0.4],
+    history = pd.DataFrame({"epoch": [1, 2], "loss_seg": [1.0, 0.5], "val_jaccard": [0.2, 0.4],
                             "val_precision": [0.8, 0.9]})
     fig = plots.plot_training_curves({"with": history, "without": history})
     path = plots.save_figure(fig, tmp_path, "curves")
@@ -92,3 +92,29 @@ def test_show_predictions_labels_an_empty_predicted_mask():
     assert any("empty" in t for t in texts[2])  # predicted A: empty, labelled
     assert any("no object" in t for t in texts[3])  # object A: nothing extracted
     assert not any(texts[6]) and not any(texts[7])  # B predicted something: no label
+
+
+def test_training_curves_compare_the_segmentation_term_on_integer_epochs():
+    import pandas as pd
+
+    from cosegkit import plots
+
+    history = pd.DataFrame({"epoch": [1, 2, 3], "loss_seg": [0.5, 0.4, 0.3], "train_loss": [0.9, 0.7, 0.6],
+                            "val_jaccard": [0.2, 0.3, 0.4], "val_precision": [0.8, 0.85, 0.9]})
+    fig = plots.plot_training_curves({"a": history, "b": history})
+    loss_ax = fig.axes[0]
+    assert "segmentation" in loss_ax.get_title()
+    assert list(loss_ax.lines[0].get_ydata()) == [0.5, 0.4, 0.3]
+    ticks = [t for t in loss_ax.get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_embedding_legend_names_foreground_and_background():
+    import numpy as np
+
+    from cosegkit import plots
+
+    fig = plots.plot_embedding_2d(np.random.default_rng(0).normal(size=(20, 2)), np.array([0, 1] * 10),
+                                  label_names=plots.FG_BG_NAMES)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert sorted(legend) == ["background", "foreground"]

@@ -57,7 +57,7 @@ def _stage_widths(encoder: str, width_mult: float | None, decoder_widths: Sequen
     return tuple(max(1, round(w * mult)) for w in VGG_STAGE_WIDTHS)
 
 
-DECODER_NORMS = ("none", "group", "batch")
+DECODER_NORMS = ("none", "group")
 
 
 class CoSegDecoder(nn.Module):
@@ -84,8 +84,6 @@ class CoSegDecoder(nn.Module):
                 self.layers[name] = nn.ConvTranspose2d(cin, cout, 3, stride=1, padding=1)
                 if norm == "group" and i != 13:
                     self.norms[name] = nn.GroupNorm(math.gcd(8, cout), cout)
-                elif norm == "batch" and i != 13:
-                    self.norms[name] = nn.BatchNorm2d(cout)
                 if j == 0:
                     self.upsample_before.add(name)
                 self.channels[name] = cout

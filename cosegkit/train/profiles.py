@@ -76,12 +76,12 @@ _SMOKE = Profile(
 # cpu: both families on the offline ImageNet EfficientNet-Lite2, frozen, its features computed once per image and
 # view (cosegkit.models.feature_cache) and shared by every run of the same encoder and size; only the co-attention,
 # decoders and heads train, with AdamW on a cosine schedule. The rows the papers' claims rest on (Experiment.claim)
-# get 2.5x the steps of the ablation rows. Measured on PASCAL-VOC co-seg (2 cores, validation split, seed 0): see
+# get 3.3x the steps of the ablation rows. Measured on PASCAL-VOC co-seg (2 cores, validation split, seed 0): see
 # the deviations below and the README.
 _CPU = Profile(
     name="cpu",
     description="frozen, cached EfficientNet-Lite2 features; 224 px U-Net / 160 px CoSegNet; 1000 / 600 steps for "
-                "the claim rows, 400 / 240 for the ablations",
+                "the claim rows, 300 / 180 for the ablations (PASCAL-VOC)",
     unet_model=ModelSettings(family="unet", encoder="efficientnet_lite2", pretrained=True, freeze_bn="encoder",
                              freeze_encoder=True),
     cosegnet_model=ModelSettings(
@@ -95,12 +95,12 @@ _CPU = Profile(
     ),
     cosegnet_data=DataSettings(
         image_size=160, batch_size=3, pairs_per_epoch=90, val_pairs=48, test_max_pairs_per_group=6,
-        test_negative_pairs=60, num_workers=0, synthetic_train_pairs=90, synthetic_val_pairs=32,
+        test_negative_pairs=60, num_workers=0, synthetic_train_pairs=60, synthetic_val_pairs=32,
         synthetic_test_pairs=64, augment="flip",
     ),
-    unet_epochs=4,
+    unet_epochs=3,
     unet_claim_epochs=10,
-    cosegnet_epochs=8,
+    cosegnet_epochs=6,
     cosegnet_claim_epochs=20,
     unet_optim=OptimSettings(lr=2e-3, optimizer="adamw", weight_decay=1e-4, schedule="cosine"),
     unet_lr_istriplet=2e-3,
@@ -117,14 +117,15 @@ _CPU = Profile(
         "whose features can be cached",
         "cpu: images 224 px (U-Net) / 160 px (CoSegNet) instead of 448 / 224; claim rows (Dice +- IS-Triplet, the "
         "single-image baselines, CoSegNet, CoSegNet-base) train 10 epochs of 300 pairs (1000 steps) / 20 epochs of "
-        "90 triplets (600 steps), the ablation rows 4 / 8 such epochs, instead of 30 epochs of 41k pairs",
+        "90 triplets (600 steps), the ablation rows 3 / 6 such epochs, instead of 30 epochs of 41k pairs; on the "
+        "synthetic set an epoch is 150 pairs / 60 triplets",
         "cpu: AdamW with a cosine learning-rate schedule to 0 over the run (U-Net lr 2e-3, CoSegNet 2e-3 with the "
         "gradient norm clipped at 1) instead of SGD with a per-epoch x0.85 decay: a few hundred steps are too few "
         "for SGD at the papers' rates",
         "cpu: IS-Triplet rows use the same lr as the Dice rows (paper: 10x lower, 1e-4 vs 1e-3): at a few hundred "
         "steps a 10x lower lr leaves the IS-Triplet row under-trained, and the comparison should isolate the loss",
         "cpu: CoSegNet's metric network is fed from f, the encoder's GAP (cosegnet Table 6's first row), instead of "
-        "cT9: at 240-600 steps GAP(cT9) barely varies between images (std 0.03 against a mean of 0.38, PASCAL-VOC "
+        "cT9: at 180-600 steps GAP(cT9) barely varies between images (std 0.03 against a mean of 0.38, PASCAL-VOC "
         "training images), the metric embeddings hardly separate and the decision stays at its prior; Table 6 still "
         "trains every layer, cT9 included (cosegnet-ct9)",
         "cpu: CoSegNet GroupNorm before each decoder ReLU (paper: none): without it the decoder's loss diverged in "

@@ -74,8 +74,8 @@ class ModelSettings:
             raise ValueError(f"model.family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
         if self.freeze_bn not in FREEZE_BN:
             raise ValueError(f"model.freeze_bn must be one of {', '.join(FREEZE_BN)}, got {self.freeze_bn!r}")
-        if self.decoder_norm not in ("none", "group", "batch"):
-            raise ValueError(f"model.decoder_norm must be 'none', 'group' or 'batch', got {self.decoder_norm!r}")
+        if self.decoder_norm not in ("none", "group"):
+            raise ValueError(f"model.decoder_norm must be 'none' or 'group', got {self.decoder_norm!r}")
         if self.decision_init not in ("difference", "default"):
             raise ValueError(f"model.decision_init must be 'difference' or 'default', got {self.decision_init!r}")
         if self.decoder_init not in ("he", "default"):
