@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--withhold-dataset-images", action="store_true",
                            help="afterwards remove the figures that show dataset images (for a run to be committed)")
     reproduce.add_argument("--fresh", action="store_true",
-                           help="replace a reproduction in the output directory that was made with other parameters")
+                           help="start over: remove the reproduction in the output directory (any parameters) first")
     reproduce.set_defaults(handler=_run_reproduce)
     return parser
 

@@ -83,8 +83,9 @@ def reproduce(
 
     ``out`` defaults to ``results/<profile>/``. If ``out`` holds a reproduction made with other parameters (another
     data root, profile or location, e.g. the committed ``results/cpu`` in a fresh clone), its training runs would
-    be reused or refused, so this raises unless ``fresh=True``, which first removes that reproduction's
-    notebooks, tables, figures, runs, report and state. ``withhold_dataset_images`` then applies
+    be reused or refused, so this raises unless ``fresh=True``. ``fresh=True`` always starts over: it first removes
+    the reproduction in ``out`` (notebooks, tables, figures, runs, report and state), whatever its parameters, so
+    that code changed since it was made is run again (the parameters do not record the code version). ``withhold_dataset_images`` then applies
     :func:`withhold_dataset_figures` to ``out`` (for a run that will be committed).
     """
     get_profile(profile)  # an unknown name raises ValueError listing the valid ones (train/profiles.py)
@@ -113,7 +114,7 @@ def reproduce(
             f"{json.dumps(parameters, sort_keys=True)}); its training runs would be reused or refused. Pass --fresh "
             "to replace it, or --out DIR to write elsewhere"
         )
-    if other:
+    if fresh and (other or state):
         _clear_outputs(out)
         state = {}
     for sub in ("notebooks", "tables", "figures"):

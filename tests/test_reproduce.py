@@ -51,6 +51,9 @@ def test_notebooks_run_in_order_write_executed_copies_and_resume(notebook_dir, t
     assert (out / "ran.txt").read_text() == "00 smoke\n01 smoke\n01 cpu\n"  # not ours to delete
     assert not (out / "runs").exists() and not (out / "notebooks" / "00_first.ipynb").exists()
     assert set(json.loads((out / "reproduce_state.json").read_text())) == {"01_second.ipynb"}
+    # --fresh starts over even with the same parameters (the code may have changed since)
+    assert reproduce("cpu", out=out, notebook_dir=notebook_dir, only="01", fresh=True) == 0
+    assert (out / "ran.txt").read_text() == "00 smoke\n01 smoke\n01 cpu\n01 cpu\n"
 
 
 def test_a_failing_notebook_stops_the_run_and_exits_non_zero(notebook_dir, tmp_path, capsys):
