@@ -140,20 +140,20 @@ def test_correlation_volume_partner_grid_pools_the_partner_only():
 def test_coattention_volume_has_a_fixed_channel_count_at_two_input_sizes(spatial):
     torch.manual_seed(0)
     model = SiameseUNet(encoder="efficientnet_lite0", head="embedding", coattention=spatial).eval()
-    assert DEFAULT_PARTNER_GRID["efficientnet_lite0"] == 7  # the deepest grid at the cpu profile's 224 px
-    for size_a, size_b in [(224, 224), (160, 96)]:
+    assert DEFAULT_PARTNER_GRID["efficientnet_lite0"] == 6  # the deepest grid at the cpu profile's 192 px
+    for size_a, size_b in [(192, 192), (160, 96)]:
         a, b = torch.randn(1, 3, size_a, size_a), torch.randn(1, 3, size_b, size_b)
         with torch.no_grad():
             deep_a, deep_b = model.encode(a)[-1], model.encode(b)[-1]
             vol_a, vol_b = model.coattention.volumes(deep_a, deep_b)
             out = model(a, b)
-        assert vol_a.shape == (1, 49, size_a // 32, size_a // 32)
-        assert vol_b.shape == (1, 49, size_b // 32, size_b // 32)
+        assert vol_a.shape == (1, 36, size_a // 32, size_a // 32)
+        assert vol_b.shape == (1, 36, size_b // 32, size_b // 32)
         assert out["logits_a"].shape == (1, 2, size_a, size_a) and out["logits_b"].shape == (1, 2, size_b, size_b)
     # at the profile size the partner is not pooled: the volume is exactly the sources' one
-    deep, partner = torch.randn(2, 320, 7, 7), torch.randn(2, 320, 7, 7)
-    assert model.coattention.partner_grid == (7, 7)
-    torch.testing.assert_close(correlation_volume(deep, partner, (7, 7)), correlation_volume(deep, partner))
+    deep, partner = torch.randn(2, 320, 6, 6), torch.randn(2, 320, 6, 6)
+    assert model.coattention.partner_grid == (6, 6)
+    torch.testing.assert_close(correlation_volume(deep, partner, (6, 6)), correlation_volume(deep, partner))
 
 
 # --- the channel co-attention (Gong et al. [34]) ----------------------------------------------------------------

@@ -47,10 +47,10 @@ DEFAULT_DECODER_CHANNELS = {
 }
 
 # The partner grid of the co-attention's correlation volume: the deepest grid at each encoder's profile size
-# (resnet50: paper profile, 448 px / 32 = 14; efficientnet_lite0/lite2: cpu profile, 224 px / 32 = 7; tiny: smoke
+# (resnet50: paper profile, 448 px / 32 = 14; efficientnet_lite0/lite2: cpu profile, 192 px / 32 = 6; tiny: smoke
 # profile, 64 px / 32 = 2), so at that size the volume is exactly the sources' (no pooling). The volume has
 # p_h * p_w channels at every input size; vgg16 is given the paper profile's 448 px grid like resnet50.
-DEFAULT_PARTNER_GRID = {"resnet50": 14, "vgg16": 14, "efficientnet_lite0": 7, "efficientnet_lite2": 7, "tiny": 2}
+DEFAULT_PARTNER_GRID = {"resnet50": 14, "vgg16": 14, "efficientnet_lite0": 6, "efficientnet_lite2": 6, "tiny": 2}
 
 
 class _UpBlock(nn.Module):

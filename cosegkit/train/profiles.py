@@ -76,12 +76,12 @@ _SMOKE = Profile(
 # cpu: both families on the offline ImageNet EfficientNet-Lite2, frozen, its features computed once per image and
 # view (cosegkit.models.feature_cache) and shared by every run of the same encoder and size; only the co-attention,
 # decoders and heads train, with AdamW on a cosine schedule. The rows the papers' claims rest on (Experiment.claim)
-# get 3.3x the steps of the ablation rows. Measured on PASCAL-VOC co-seg (2 cores, validation split, seed 0): see
+# get 4x the steps of the ablation rows. Measured on PASCAL-VOC co-seg (2 cores, validation split, seed 0): see
 # the deviations below and the README.
 _CPU = Profile(
     name="cpu",
-    description="frozen, cached EfficientNet-Lite2 features; 224 px U-Net / 160 px CoSegNet; 1000 / 600 steps for "
-                "the claim rows, 300 / 180 for the ablations (PASCAL-VOC)",
+    description="frozen, cached EfficientNet-Lite2 features; 192 px U-Net / 128 px CoSegNet; 800 / 480 steps for "
+                "the claim rows, 200 / 120 for the ablations (PASCAL-VOC)",
     unet_model=ModelSettings(family="unet", encoder="efficientnet_lite2", pretrained=True, freeze_bn="encoder",
                              freeze_encoder=True),
     cosegnet_model=ModelSettings(
@@ -89,19 +89,19 @@ _CPU = Profile(
         decoder_norm="group", freeze_encoder=True, metric_layer="f",
     ),
     unet_data=DataSettings(
-        image_size=224, batch_size=3, pairs_per_epoch=300, val_pairs=48, test_max_pairs_per_group=6,
-        test_negative_pairs=60, num_workers=0, synthetic_train_pairs=150, synthetic_val_pairs=32,
+        image_size=192, batch_size=3, pairs_per_epoch=300, val_pairs=48, test_max_pairs_per_group=6,
+        test_negative_pairs=60, num_workers=0, synthetic_train_pairs=120, synthetic_val_pairs=32,
         synthetic_test_pairs=64, augment="flip",
     ),
     cosegnet_data=DataSettings(
-        image_size=160, batch_size=3, pairs_per_epoch=90, val_pairs=48, test_max_pairs_per_group=6,
-        test_negative_pairs=60, num_workers=0, synthetic_train_pairs=60, synthetic_val_pairs=32,
+        image_size=128, batch_size=3, pairs_per_epoch=90, val_pairs=48, test_max_pairs_per_group=6,
+        test_negative_pairs=60, num_workers=0, synthetic_train_pairs=30, synthetic_val_pairs=32,
         synthetic_test_pairs=64, augment="flip",
     ),
-    unet_epochs=3,
-    unet_claim_epochs=10,
-    cosegnet_epochs=6,
-    cosegnet_claim_epochs=20,
+    unet_epochs=2,
+    unet_claim_epochs=8,
+    cosegnet_epochs=4,
+    cosegnet_claim_epochs=16,
     unet_optim=OptimSettings(lr=2e-3, optimizer="adamw", weight_decay=1e-4, schedule="cosine"),
     unet_lr_istriplet=2e-3,
     cosegnet_optim=OptimSettings(lr=2e-3, optimizer="adamw", weight_decay=4e-4, schedule="cosine", grad_clip=1.0),
@@ -115,23 +115,24 @@ _CPU = Profile(
         "co-attention / decoders / heads train (the papers fine-tune the encoder)",
         "cpu: training augmentation is a horizontal flip only (data.augment='flip'), so each image has two views "
         "whose features can be cached",
-        "cpu: images 224 px (U-Net) / 160 px (CoSegNet) instead of 448 / 224; claim rows (Dice +- IS-Triplet, the "
-        "single-image baselines, CoSegNet, CoSegNet-base) train 10 epochs of 300 pairs (1000 steps) / 20 epochs of "
-        "90 triplets (600 steps), the ablation rows 3 / 6 such epochs, instead of 30 epochs of 41k pairs; on the "
-        "synthetic set an epoch is 150 pairs / 60 triplets",
+        "cpu: images 192 px (U-Net) / 128 px (CoSegNet) instead of 448 / 224; claim rows (Dice +- IS-Triplet, the "
+        "single-image baselines, CoSegNet, CoSegNet-base) train 8 epochs of 300 pairs (800 steps) / 16 epochs of "
+        "90 triplets (480 steps), the ablation rows 2 / 4 such epochs, instead of 30 epochs of 41k pairs; on the "
+        "synthetic set an epoch is 120 pairs / 30 triplets. Measured on 2 cores: a step of 3 pairs takes ~0.16 s "
+        "with the original head and ~0.35 s with the full-size embedding head at 192 px (0.21 / 0.55-0.67 s at 224)",
         "cpu: AdamW with a cosine learning-rate schedule to 0 over the run (U-Net lr 2e-3, CoSegNet 2e-3 with the "
         "gradient norm clipped at 1) instead of SGD with a per-epoch x0.85 decay: a few hundred steps are too few "
         "for SGD at the papers' rates",
         "cpu: IS-Triplet rows use the same lr as the Dice rows (paper: 10x lower, 1e-4 vs 1e-3): at a few hundred "
         "steps a 10x lower lr leaves the IS-Triplet row under-trained, and the comparison should isolate the loss",
         "cpu: CoSegNet's metric network is fed from f, the encoder's GAP (cosegnet Table 6's first row), instead of "
-        "cT9: at 180-600 steps GAP(cT9) barely varies between images (std 0.03 against a mean of 0.38, PASCAL-VOC "
+        "cT9: at 120-600 steps GAP(cT9) barely varies between images (std 0.03 against a mean of 0.38, PASCAL-VOC "
         "training images), the metric embeddings hardly separate and the decision stays at its prior; Table 6 still "
         "trains every layer, cT9 included (cosegnet-ct9)",
         "cpu: CoSegNet GroupNorm before each decoder ReLU (paper: none): without it the decoder's loss diverged in "
         "the first epoch at these learning rates",
         "cpu: CoSegNet decoder at width 0.25 of the paper's channel counts (speed)",
-        "cpu: K=2000 pixels per IS-Triplet set (an image has 50176 pixels at 224 px)",
+        "cpu: K=2000 pixels per IS-Triplet set (an image has 36864 pixels at 192 px)",
         "cpu: at most 6 test pairs per group and 60 negative pairs (paper: every pair); one 3:1:1 split (paper: 100)",
         "cpu: CoSegNet negatives drawn uniformly at random (data.triplet_mining='random'; paper profile: semi-hard "
         "negatives among 8 candidates, our reading of 'following Schroff et al.'): mining 8 candidates adds a no-grad "
