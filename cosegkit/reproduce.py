@@ -85,8 +85,9 @@ def reproduce(
     data root, profile or location, e.g. the committed ``results/cpu`` in a fresh clone), its training runs would
     be reused or refused, so this raises unless ``fresh=True``. ``fresh=True`` always starts over: it first removes
     the reproduction in ``out`` (notebooks, tables, figures, runs, report and state), whatever its parameters, so
-    that code changed since it was made is run again (the parameters do not record the code version). ``withhold_dataset_images`` then applies
-    :func:`withhold_dataset_figures` to ``out`` (for a run that will be committed).
+    that code changed since it was made is run again (the parameters do not record the code version).
+    ``withhold_dataset_images`` then applies :func:`withhold_dataset_figures` to ``out`` (for a run that will be
+    committed).
     """
     get_profile(profile)  # an unknown name raises ValueError listing the valid ones (train/profiles.py)
     if data_root is not None and not Path(data_root).is_dir():
