@@ -92,12 +92,12 @@ def test_cpu_profile_states_its_deviations():
 def test_claim_rows_get_the_claim_budget():
     claims = ("unet-dice", "unet-dice-istriplet", "unet-dice-embedding", "unet-single-image")
     for name in claims:
-        assert build_settings(name, "cpu").epochs == 8
+        assert build_settings(name, "cpu").epochs == 6
     for name in ("unet-ce", "unet-focal-istriplet", "pixel-dml-none", "pixel-dml-single-image"):
         assert build_settings(name, "cpu").epochs == 2
     for name in ("cosegnet", "cosegnet-base", "cosegnet-single-image"):
-        assert build_settings(name, "cpu").epochs == 16
-    assert build_settings("cosegnet-ct3", "cpu").epochs == 4
+        assert build_settings(name, "cpu").epochs == 12
+    assert build_settings("cosegnet-ct3", "cpu").epochs == 3
     assert build_settings("unet-dice", "paper").epochs == build_settings("unet-ce", "paper").epochs == 30
 
 

@@ -76,12 +76,12 @@ _SMOKE = Profile(
 # cpu: both families on the offline ImageNet EfficientNet-Lite2, frozen, its features computed once per image and
 # view (cosegkit.models.feature_cache) and shared by every run of the same encoder and size; only the co-attention,
 # decoders and heads train, with AdamW on a cosine schedule. The rows the papers' claims rest on (Experiment.claim)
-# get 4x the steps of the ablation rows. Measured on PASCAL-VOC co-seg (2 cores, validation split, seed 0): see
+# get 3-4x the steps of the ablation rows. Measured on PASCAL-VOC co-seg (2 cores, validation split, seed 0): see
 # the deviations below and the README.
 _CPU = Profile(
     name="cpu",
-    description="frozen, cached EfficientNet-Lite2 features; 192 px U-Net / 128 px CoSegNet; 800 / 480 steps for "
-                "the claim rows, 200 / 120 for the ablations (PASCAL-VOC)",
+    description="frozen, cached EfficientNet-Lite2 features; 192 px U-Net / 128 px CoSegNet; 600 / 360 steps for "
+                "the claim rows, 200 / 90 for the ablations (PASCAL-VOC)",
     unet_model=ModelSettings(family="unet", encoder="efficientnet_lite2", pretrained=True, freeze_bn="encoder",
                              freeze_encoder=True),
     cosegnet_model=ModelSettings(
@@ -89,7 +89,7 @@ _CPU = Profile(
         decoder_norm="group", freeze_encoder=True, metric_layer="f",
     ),
     unet_data=DataSettings(
-        image_size=192, batch_size=3, pairs_per_epoch=300, val_pairs=48, test_max_pairs_per_group=6,
+        image_size=192, batch_size=3, pairs_per_epoch=300, val_pairs=24, test_max_pairs_per_group=6,
         test_negative_pairs=60, num_workers=0, synthetic_train_pairs=120, synthetic_val_pairs=32,
         synthetic_test_pairs=64, augment="flip",
     ),
@@ -99,9 +99,9 @@ _CPU = Profile(
         synthetic_test_pairs=64, augment="flip",
     ),
     unet_epochs=2,
-    unet_claim_epochs=8,
-    cosegnet_epochs=4,
-    cosegnet_claim_epochs=16,
+    unet_claim_epochs=6,
+    cosegnet_epochs=3,
+    cosegnet_claim_epochs=12,
     unet_optim=OptimSettings(lr=2e-3, optimizer="adamw", weight_decay=1e-4, schedule="cosine"),
     unet_lr_istriplet=2e-3,
     cosegnet_optim=OptimSettings(lr=2e-3, optimizer="adamw", weight_decay=4e-4, schedule="cosine", grad_clip=1.0),
@@ -116,8 +116,8 @@ _CPU = Profile(
         "cpu: training augmentation is a horizontal flip only (data.augment='flip'), so each image has two views "
         "whose features can be cached",
         "cpu: images 192 px (U-Net) / 128 px (CoSegNet) instead of 448 / 224; claim rows (Dice +- IS-Triplet, the "
-        "single-image baselines, CoSegNet, CoSegNet-base) train 8 epochs of 300 pairs (800 steps) / 16 epochs of "
-        "90 triplets (480 steps), the ablation rows 2 / 4 such epochs, instead of 30 epochs of 41k pairs; on the "
+        "single-image baselines, CoSegNet, CoSegNet-base) train 6 epochs of 300 pairs (600 steps) / 12 epochs of "
+        "90 triplets (360 steps), the ablation rows 2 / 3 such epochs, instead of 30 epochs of 41k pairs; on the "
         "synthetic set an epoch is 120 pairs / 30 triplets. Measured on 2 cores: a step of 3 pairs takes ~0.16 s "
         "with the original head and ~0.35 s with the full-size embedding head at 192 px (0.21 / 0.55-0.67 s at 224)",
         "cpu: AdamW with a cosine learning-rate schedule to 0 over the run (U-Net lr 2e-3, CoSegNet 2e-3 with the "
@@ -126,7 +126,7 @@ _CPU = Profile(
         "cpu: IS-Triplet rows use the same lr as the Dice rows (paper: 10x lower, 1e-4 vs 1e-3): at a few hundred "
         "steps a 10x lower lr leaves the IS-Triplet row under-trained, and the comparison should isolate the loss",
         "cpu: CoSegNet's metric network is fed from f, the encoder's GAP (cosegnet Table 6's first row), instead of "
-        "cT9: at 120-600 steps GAP(cT9) barely varies between images (std 0.03 against a mean of 0.38, PASCAL-VOC "
+        "cT9: at 90-600 steps GAP(cT9) barely varies between images (std 0.03 against a mean of 0.38, PASCAL-VOC "
         "training images), the metric embeddings hardly separate and the decision stays at its prior; Table 6 still "
         "trains every layer, cT9 included (cosegnet-ct9)",
         "cpu: CoSegNet GroupNorm before each decoder ReLU (paper: none): without it the decoder's loss diverged in "
