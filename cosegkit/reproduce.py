@@ -65,9 +65,19 @@ def notebook_parameters(profile: str, data_root: str | None, out: Path) -> dict:
     """The values injected into every notebook's ``parameters`` cell."""
     return {
         "profile": profile,
-        "data_root": str(Path(data_root).resolve()) if data_root else "",
-        "output_dir": str(out.resolve()),
+        "data_root": _repo_relative(data_root) if data_root else "",
+        "output_dir": _repo_relative(out),
     }
+
+
+def _repo_relative(path) -> str:
+    """``path`` relative to the repository when it lies in or beside it (the notebooks resolve relative paths
+    against the repository), so executed notebooks and records name no machine path; else absolute."""
+    resolved = Path(path).resolve()
+    root = NOTEBOOK_DIR.parent
+    if not resolved.is_relative_to(root.parent):
+        return str(resolved)
+    return os.path.relpath(resolved, root)
 
 
 def reproduce(
