@@ -280,13 +280,17 @@ def test_samples(result, n_positive: int = 4, n_negative: int = 2) -> tuple[list
     return positive, negative
 
 
-def predict_samples(result, samples, threshold: float = 0.5) -> list[dict]:
-    """Predicted masks at each image's original size (CoSegNet's gated by its decision), per PairSample."""
+def predict_samples(result, samples, threshold: float | None = None) -> list[dict]:
+    """Predicted masks at each image's original size (CoSegNet's gated by its decision), per PairSample; at the
+    run's own thresholds (`evaluate.run_thresholds`) unless `threshold` is given (then for masks and decisions)."""
     from cosegkit.data.transforms import resize_to_original
     from cosegkit.train.engine import load_trained_model
+    from cosegkit.train.evaluate import run_thresholds
     from cosegkit.train.modeling import eval_transform, predict_probabilities
 
     settings, model, device = load_trained_model(result.run_dir)
+    threshold, decision_threshold = ((threshold, threshold) if threshold is not None
+                                     else run_thresholds(result.run_dir, settings))
     transform = eval_transform(settings, model)
     outputs = []
     for sample in samples:
@@ -299,8 +303,8 @@ def predict_samples(result, samples, threshold: float = 0.5) -> list[dict]:
         decision_probs = None
         if decision is not None:
             decision_probs = (float(decision[0][0]), float(decision[1][0]))
-            pred_a = pred_a & (decision_probs[0] > threshold)
-            pred_b = pred_b & (decision_probs[1] > threshold)
+            pred_a = pred_a & (decision_probs[0] > decision_threshold)
+            pred_b = pred_b & (decision_probs[1] > decision_threshold)
         outputs.append({"pred_a": np.asarray(pred_a, dtype=bool), "pred_b": np.asarray(pred_b, dtype=bool),
                         "decision": decision_probs})
     return outputs

@@ -7,7 +7,8 @@ overlay PNG, plus `predictions.json`. `add_predict_subcommand` registers the com
 How an image's mask combines its pairings (COMBINATION_RULE, also in the help text and predictions.json):
 with n >= 2 images every unordered pair {i, j} (i before j in input order) is run once as (A = i, B = j). For
 each image the model's foreground probability maps from its pairings are averaged, mapped back to the image's
-size (bilinear, as evaluation does) and thresholded at the run's `eval_threshold`. CoSegNet (decision network)
+size (bilinear, as evaluation does) and thresholded at the run's mask threshold (`eval_threshold`, or the one its
+training chose on validation, `threshold_selection="val"`). CoSegNet (decision network)
 gates each pairing as its `predict` does (mask x thresholded decision) and the average runs over the pairings
 its decision accepts only, so an outlier image in the group does not blank the others' masks; an image none of
 whose pairings is accepted gets an empty mask. For two images this is exactly what `cosegkit evaluate` predicts
@@ -36,8 +37,9 @@ OVERLAY_ALPHA = 0.5
 COMBINATION_RULE = (
     "every unordered pair of images is run once (the earlier input as image A); an image's foreground "
     "probability is averaged over its pairings, resized to the image's size (bilinear) and thresholded at the "
-    "run's eval_threshold; with a decision network (CoSegNet) each pairing is gated by its decision "
-    "(probability > eval_threshold) and the average runs over the accepted pairings only (no accepted pairing: "
+    "run's mask threshold (eval_threshold, or the one chosen on validation in training); with a decision network "
+    "(CoSegNet) each pairing is gated by its decision (probability > the run's decision threshold) and the "
+    "average runs over the accepted pairings only (no accepted pairing: "
     "empty mask); a single image is paired with itself"
 )
 
@@ -186,7 +188,7 @@ def _model_inputs(settings, model, images: list[np.ndarray]):
     return tensors
 
 
-def _run_pairings(settings, model, device, tensors, pairings, batch_size: int):
+def _run_pairings(settings, model, device, tensors, pairings, batch_size: int, decision_threshold: float):
     """Per image: sum of (gated) foreground probability maps and number of counted pairings; per pairing: the
     decision probabilities of both sides (None without a decision network)."""
     import torch
@@ -194,7 +196,6 @@ def _run_pairings(settings, model, device, tensors, pairings, batch_size: int):
     from cosegkit.train.modeling import predict_probabilities
 
     family = settings.model.family
-    threshold = settings.eval_threshold
     sums: list = [None] * len(tensors)
     counts = [0] * len(tensors)
     decisions: list = []
@@ -204,7 +205,7 @@ def _run_pairings(settings, model, device, tensors, pairings, batch_size: int):
         b = torch.stack([tensors[j] for _, j in chunk]).to(device)
         with torch.no_grad():
             if family == "cosegnet":  # the model's own test-time rule (§3.5): mask x thresholded decision
-                out = model.predict(a, b, threshold=threshold)
+                out = model.predict(a, b, threshold=decision_threshold)
                 pa, pb = out["masks_a"][:, 0], out["masks_b"][:, 0]
                 acc_a, acc_b = out["decision"].tolist(), out["decision_b"].tolist()
                 dps = list(zip(out["decision_prob"].float().tolist(), out["decision_prob_b"].float().tolist(),
@@ -264,12 +265,15 @@ def predict_images(run_dir, images, out_dir, device: str = "auto", overwrite: bo
     _check_out(out_dir, overwrite, images)
     settings, model, dev = _load_model(run_dir, _resolve_device(device))
     family = settings.model.family
-    threshold = float(settings.eval_threshold)
+    from cosegkit.train.evaluate import run_thresholds
+
+    threshold, decision_threshold = run_thresholds(run_dir, settings)
 
     n = len(paths)
     pairings = [(0, 0)] if n == 1 else list(combinations(range(n), 2))
     tensors = _model_inputs(settings, model, decoded)
-    sums, counts, decisions = _run_pairings(settings, model, dev, tensors, pairings, int(batch_size))
+    sums, counts, decisions = _run_pairings(settings, model, dev, tensors, pairings, int(batch_size),
+                                            decision_threshold)
     masks = []
     for img, s, c in zip(decoded, sums, counts, strict=True):
         if c == 0:
@@ -295,9 +299,9 @@ def predict_images(run_dir, images, out_dir, device: str = "auto", overwrite: bo
         entry: dict = {"image_a": names[i], "image_b": names[j]}
         if dp is not None and per_image:
             entry.update(decision_probability_a=dp[0], decision_probability_b=dp[1],
-                         common_object_a=dp[0] > threshold, common_object_b=dp[1] > threshold)
+                         common_object_a=dp[0] > decision_threshold, common_object_b=dp[1] > decision_threshold)
         elif dp is not None:
-            entry.update(decision_probability=dp[0], common_object=dp[0] > threshold)
+            entry.update(decision_probability=dp[0], common_object=dp[0] > decision_threshold)
         pairs.append(entry)
     report = {
         "run_dir": str(run_dir.resolve()),
@@ -306,6 +310,7 @@ def predict_images(run_dir, images, out_dir, device: str = "auto", overwrite: bo
         "family": family,
         "device": str(dev),
         "threshold": threshold,
+        "decision_threshold": decision_threshold if has_decision else None,
         "combination": COMBINATION_RULE,
         "decision": ("per-image" if per_image else "pair") if has_decision else None,
         "paired_with_itself": n == 1,

@@ -94,6 +94,9 @@ class RunData:
     synthetic_negatives: list | None = None  # per synthetic positive pair: candidate negatives (k2, side)
     triplet_mining: str = "random"  # data.triplet_mining
     mining_pool: int = 1  # data.mining_pool (candidate negatives per triplet under "semihard")
+    # negative validation pairs, built only where a decision threshold is chosen on validation
+    # (threshold_selection="val" with a decision network)
+    val_negative: Sequence | None = None
     _labels: dict | None = field(default=None, repr=False)  # image bytes id -> its classes (real data, lazily)
     _negatives: dict = field(default_factory=dict, repr=False)  # forbidden classes -> negative indices
 
@@ -289,7 +292,17 @@ def build_run_data(settings: TrainSettings, data_root=None) -> RunData:
     if not val_pos:  # found here, not after the first epoch
         raise ValueError(f"{data_root}: the validation split has no positive pair (with data.split {d.split} a "
                          "group needs more images to put 2 of them in the validation split)")
+    val_neg = None
+    if _needs_val_negatives(settings):
+        n_val_neg = min(len(val_pos), count_negative_pairs(ds, split["val"]))
+        if n_val_neg == 0:
+            raise ValueError(f"{data_root}: threshold_selection='val' chooses the decision threshold on negative "
+                             "validation pairs, and the validation split has none (it needs 2 or more groups); "
+                             "pass --set threshold_selection=fixed")
+        val_neg = RealPairs(ds, negative_pairs(ds, split["val"], n=n_val_neg, seed=derive_seed(split_seed, 4)),
+                            negative=True)
     return RunData(
+        val_negative=val_neg,
         family=family,
         source=str(data_root),
         train_pool=RealPairs(ds, train_pos),
@@ -339,6 +352,10 @@ class _CachedPairs(Sequence):
         return item
 
 
+def _needs_val_negatives(settings: TrainSettings) -> bool:
+    return settings.threshold_selection == "val" and settings.model.family == "cosegnet"
+
+
 def _synthetic_negatives(pool: Sequence, seed: int) -> list[list[tuple[int, str]]]:
     """For each positive synthetic pair k, the images (k2, side) sharing no category with either image of k:
     the negative of a CoSegNet triplet must be negative to both anchor and positive (as cosegnet_triplets)."""
@@ -366,7 +383,11 @@ def _synthetic(settings: TrainSettings, split_seed: int) -> RunData:
     n_neg = round(d.synthetic_test_pairs * d.synthetic_negative_fraction)
     test_neg = (_CachedPairs(SyntheticCoseg(n_neg, size, seed=derive_seed(split_seed, 13), negative_fraction=1.0))
                 if n_neg else None)
+    val_neg = (_CachedPairs(SyntheticCoseg(d.synthetic_val_pairs, size, seed=derive_seed(split_seed, 14),
+                                           negative_fraction=1.0))
+               if _needs_val_negatives(settings) else None)
     data = RunData(
+        val_negative=val_neg,
         family=settings.model.family,
         source="synthetic",
         train_pool=train,

@@ -40,7 +40,7 @@ from cosegkit.train.checkpoint import (
 )
 from cosegkit.train.data import TrainSamples, build_run_data, collate, derive_seed
 from cosegkit.train.distributed import Dist
-from cosegkit.train.evaluate import score_pairs
+from cosegkit.train.evaluate import score_pairs, select_thresholds
 from cosegkit.train.experiments import build_settings, get_experiment
 from cosegkit.train.profiles import get_profile
 from cosegkit.train.progress import show_bars
@@ -368,16 +368,24 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
                        f"val P {100 * row['val_precision']:.1f}  J {row['val_jaccard']:.3f}  "
                        f"({row['seconds']:.0f} s)")
 
+    if settings.threshold_selection == "val":
+        thresholds = select_thresholds(model, family, data.val, data.val_negative, e_tf, device, dist, amp=amp,
+                                       channels_last=channels_last)
+    else:
+        thresholds = {"selected_on": "fixed", "mask": settings.eval_threshold,
+                      "decision": settings.eval_threshold if family == "cosegnet" else None}
+    mask_t = thresholds["mask"]
+    decision_t = mask_t if thresholds["decision"] is None else thresholds["decision"]
     test = {
         "positive": score_pairs(model, family, data.test_positive, e_tf, device, dist, desc="test positive",
                                 amp=amp, channels_last=channels_last, progress=bars,
-                                threshold=settings.eval_threshold),
+                                threshold=mask_t, decision_threshold=decision_t),
         "negative": None,
     }
     if data.test_negative is not None and len(data.test_negative):
         test["negative"] = score_pairs(model, family, data.test_negative, e_tf, device, dist, negative=True,
                                        desc="test negative", amp=amp, channels_last=channels_last,
-                                       progress=bars, threshold=settings.eval_threshold)
+                                       progress=bars, threshold=mask_t, decision_threshold=decision_t)
     wall = elapsed_before + time.perf_counter() - t_start
     if dist.is_main:
         write_json(run_dir / RESULTS_NAME, {
@@ -385,6 +393,7 @@ def _train(settings: TrainSettings, run_dir: Path, data_root, resume: bool, dist
             "profile": settings.profile,
             "seed": settings.seed,
             "test": test,
+            "thresholds": thresholds,
             "history": history,
             "wall_time_s": wall,
             "resumed": resuming,

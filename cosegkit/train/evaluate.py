@@ -27,7 +27,10 @@ from cosegkit.train.data import single_thread
 from cosegkit.train.distributed import Dist
 from cosegkit.train.progress import show_bars
 
-__all__ = ["predict_pairs", "score_pairs", "evaluate_run"]
+__all__ = ["predict_pairs", "score_pairs", "evaluate_run", "select_thresholds", "THRESHOLD_GRID", "run_thresholds"]
+
+# candidate thresholds for threshold_selection="val": 0.05, 0.10, ..., 0.95
+THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))
 
 
 def _pack(mask: np.ndarray) -> tuple:
@@ -42,8 +45,10 @@ def _unpack(packed: tuple) -> np.ndarray:
 @torch.no_grad()
 def predict_pairs(model, family: str, pairs: Sequence, transform, device, indices: Sequence[int],
                   batch_size: int = 8, threshold: float = 0.5, progress: bool = False, desc: str = "eval",
-                  amp: bool = False, channels_last: bool = False) -> list[tuple]:
-    """Predict the pairs `indices` of `pairs`.
+                  amp: bool = False, channels_last: bool = False,
+                  decision_threshold: float | None = None) -> list[tuple]:
+    """Predict the pairs `indices` of `pairs`: masks thresholded at `threshold`, decisions at
+    `decision_threshold` (None: `threshold`).
 
     Returns (k, packed pred_a, packed pred_b, (decision prob a, decision prob b) | None, ungated packed masks |
     None) per pair; the decision of the two sides differs only for a single-image CoSegNet.
@@ -66,11 +71,12 @@ def predict_pairs(model, family: str, pairs: Sequence, transform, device, indice
             prob_a, prob_b, decision = predict_probabilities(model, family, a, b)
         prob_a, prob_b = prob_a.float().cpu(), prob_b.float().cpu()
         with single_thread():
-            out += _finish_batch(ks, items, prob_a, prob_b, decision, threshold)
+            out += _finish_batch(ks, items, prob_a, prob_b, decision, threshold,
+                                 threshold if decision_threshold is None else decision_threshold)
     return out
 
 
-def _finish_batch(ks, items, prob_a, prob_b, decision, threshold: float) -> list[tuple]:
+def _finish_batch(ks, items, prob_a, prob_b, decision, threshold: float, decision_threshold: float) -> list[tuple]:
     from cosegkit.data.transforms import resize_to_original
 
     out = []
@@ -82,16 +88,18 @@ def _finish_batch(ks, items, prob_a, prob_b, decision, threshold: float) -> list
             continue
         # cosegnet §3.5: masks gated by the thresholded decision; the ungated masks are kept for diagnostics
         dps = (float(decision[0][j]), float(decision[1][j]))
-        ga = pa if dps[0] > threshold else np.zeros_like(pa)
-        gb = pb if dps[1] > threshold else np.zeros_like(pb)
+        ga = pa if dps[0] > decision_threshold else np.zeros_like(pa)
+        gb = pb if dps[1] > decision_threshold else np.zeros_like(pb)
         out.append((k, _pack(ga), _pack(gb), dps, (_pack(pa), _pack(pb))))
     return out
 
 
 def score_pairs(model, family: str, pairs: Sequence, transform, device, dist: Dist | None = None,
                 negative: bool = False, batch_size: int = 8, threshold: float = 0.5, progress: bool = False,
-                desc: str = "eval", amp: bool = False, channels_last: bool = False) -> dict:
-    """Score every pair of `pairs` (a PairSample sequence); `negative` pairs have empty ground truth.
+                desc: str = "eval", amp: bool = False, channels_last: bool = False,
+                decision_threshold: float | None = None) -> dict:
+    """Score every pair of `pairs` (a PairSample sequence); `negative` pairs have empty ground truth. Masks are
+    thresholded at `threshold`, a decision network's decisions at `decision_threshold` (None: `threshold`).
 
     Returns PairScores.summary() plus n_pairs, empty_fraction (predicted masks with no foreground),
     ungated (P and J of CoSegNet's masks before the decision gate; absent without a decision network) and
@@ -101,9 +109,10 @@ def score_pairs(model, family: str, pairs: Sequence, transform, device, dist: Di
     dist = dist or Dist()
     if len(pairs) == 0:
         raise ValueError(f"no pairs to score for {desc}")
+    decision_threshold = threshold if decision_threshold is None else decision_threshold
     local = predict_pairs(model, family, pairs, transform, device, range(dist.rank, len(pairs), dist.world),
                           batch_size=batch_size, threshold=threshold, progress=progress and dist.is_main,
-                          desc=desc, amp=amp, channels_last=channels_last)
+                          desc=desc, amp=amp, channels_last=channels_last, decision_threshold=decision_threshold)
     gathered = sorted((p for part in dist.gather_objects(local) for p in part), key=lambda p: p[0])
     scores, ungated = PairScores(), PairScores()
     empty = 0
@@ -121,7 +130,7 @@ def score_pairs(model, family: str, pairs: Sequence, transform, device, dist: Di
                 ungated.add(_unpack(raw[s]), gt, group)
         for dp in dps or ():
             decisions += 1
-            correct += int((dp > threshold) == (not negative))
+            correct += int((dp > decision_threshold) == (not negative))
     summary = scores.summary()
     summary["n_pairs"] = len(gathered)
     summary["empty_fraction"] = empty / (2 * len(gathered))
@@ -130,6 +139,120 @@ def score_pairs(model, family: str, pairs: Sequence, transform, device, dist: Di
         u = ungated.summary()
         summary["ungated"] = {"precision": u["precision"], "jaccard": u["jaccard"]}
     return summary
+
+
+def _upsample(prob: torch.Tensor, size) -> np.ndarray:
+    """The bilinear map that `resize_to_original` thresholds (same interpolation), as float numpy: `up > t`
+    equals `resize_to_original(prob, size, threshold=t)` (tested)."""
+    h, w = (int(v) for v in size)
+    return torch.nn.functional.interpolate(prob.float()[None, None], size=(h, w), mode="bilinear",
+                                           align_corners=False)[0, 0].numpy()
+
+
+def _closest_to_half_argmax(values: np.ndarray, grid: Sequence[float]) -> int:
+    """Index of the largest value; among ties (within 1e-12) the grid point closest to 0.5 (the usual default)."""
+    best = values.max()
+    ties = [k for k, v in enumerate(values) if v >= best - 1e-12]
+    return min(ties, key=lambda k: (abs(grid[k] - 0.5), grid[k]))
+
+
+@torch.no_grad()
+def _val_statistics(model, family: str, pairs: Sequence, transform, device, indices, grid, batch_size: int,
+                    amp: bool, channels_last: bool) -> tuple[list[list[float]], list[float]]:
+    """Per image of the pairs `indices`: its Jaccard at every grid threshold (ungated masks, mapped back to the
+    original size as evaluation does); and every decision probability (both sides of each pair)."""
+    from cosegkit.metrics import jaccard
+    from cosegkit.train.modeling import predict_probabilities
+
+    model.eval()
+    per_image, decisions = [], []
+    indices = list(indices)
+    for start in range(0, len(indices), batch_size):
+        ks = indices[start:start + batch_size]
+        with single_thread():
+            items = [transform(pairs[k]) for k in ks]
+        a = torch.stack([it["image_a"] for it in items]).to(device)
+        b = torch.stack([it["image_b"] for it in items]).to(device)
+        if channels_last:
+            a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            prob_a, prob_b, decision = predict_probabilities(model, family, a, b)
+        prob_a, prob_b = prob_a.float().cpu(), prob_b.float().cpu()
+        with single_thread():
+            for j, (k, it) in enumerate(zip(ks, items, strict=True)):
+                for side, prob in (("a", prob_a[j]), ("b", prob_b[j])):
+                    gt = np.asarray(pairs[k][f"mask_{side}"], dtype=bool)
+                    up = _upsample(prob, it[f"orig_size_{side}"])  # resized once, thresholded per grid point
+                    per_image.append([jaccard(up > t, gt) for t in grid])
+                if decision is not None:
+                    decisions += [float(decision[0][j]), float(decision[1][j])]
+    return per_image, decisions
+
+
+def select_thresholds(model, family: str, positive: Sequence, negative: Sequence | None, transform, device,
+                      dist: Dist | None = None, grid: Sequence[float] = THRESHOLD_GRID, batch_size: int = 8,
+                      amp: bool = False, channels_last: bool = False) -> dict:
+    """Thresholds chosen on the validation split (``threshold_selection="val"``).
+
+    Neither paper states its thresholds: IS-Triplet (§4.1.3) and CoSegNet (§4) threshold probability maps, and
+    CoSegNet §3.3 says only "we threshold the probability" of the decision network. Choosing 0.5 leaves a model
+    whose foreground probabilities sit below 0.5 (a Focal loss with alpha = 0.25 weighting the foreground, or
+    CoSegNet-base trained on null masks for half its pairs) with empty masks, so we choose both on validation:
+
+    * mask: the grid threshold with the highest mean Jaccard over the images of the positive pairs `positive`
+      (before any decision gate);
+    * decision (models with a decision network, when `negative` pairs are given): the grid threshold with the
+      highest balanced accuracy, the mean of the accuracies on positive and on negative pairs (the two classes
+      that CoSegNet's Table 1 and its negative-pair column score separately).
+
+    Ties go to the grid point closest to 0.5. Returns dict(selected_on="val", mask, decision (None without a
+    decision network), val_jaccard (at the chosen mask threshold), val_jaccard_at_0.5, val_decision_accuracy
+    ({"positive", "negative"} at the chosen decision threshold, or None)). Under torchrun each rank scores a
+    strided share and the per-image numbers are gathered, so every rank returns the same thresholds.
+    """
+    dist = dist or Dist()
+    grid = [float(t) for t in grid]
+    if not grid or min(grid) <= 0.0 or max(grid) >= 1.0:
+        raise ValueError(f"threshold grid must hold values in (0, 1), got {grid}")
+    if len(positive) == 0:
+        raise ValueError("no validation pair to choose thresholds on")
+
+    def gather(pairs):
+        local = _val_statistics(model, family, pairs, transform, device, range(dist.rank, len(pairs), dist.world),
+                                grid, batch_size, amp, channels_last)
+        parts = dist.gather_objects(local)
+        return [r for p in parts for r in p[0]], [d for p in parts for d in p[1]]
+
+    pos_j, pos_dec = gather(positive)
+    mean_j = np.asarray(pos_j, dtype=float).mean(axis=0)
+    k = _closest_to_half_argmax(mean_j, grid)
+    half = min(range(len(grid)), key=lambda i: abs(grid[i] - 0.5))
+    out = {"selected_on": "val", "mask": grid[k], "decision": None, "val_jaccard": float(mean_j[k]),
+           "val_jaccard_at_0.5": float(mean_j[half]) if abs(grid[half] - 0.5) < 1e-9 else None,
+           "val_decision_accuracy": None}
+    if pos_dec and negative is not None and len(negative):
+        _, neg_dec = gather(negative)
+        p, n = np.asarray(pos_dec), np.asarray(neg_dec)
+        acc_pos = np.array([(p > t).mean() for t in grid])
+        acc_neg = np.array([(n <= t).mean() for t in grid])
+        d = _closest_to_half_argmax((acc_pos + acc_neg) / 2, grid)
+        out["decision"] = grid[d]
+        out["val_decision_accuracy"] = {"positive": float(acc_pos[d]), "negative": float(acc_neg[d])}
+    return out
+
+
+def run_thresholds(run_dir, settings) -> tuple[float, float]:
+    """(mask threshold, decision threshold) a finished run's predictions use: the ones its training chose on
+    validation (results.json "thresholds" with selected_on "val"), else the settings' eval_threshold for both."""
+    from cosegkit.train.records import read_json
+
+    path = Path(run_dir) / "results.json"
+    chosen = read_json(path).get("thresholds") if path.is_file() else None
+    if not chosen or chosen.get("selected_on") != "val":
+        return float(settings.eval_threshold), float(settings.eval_threshold)
+    mask = float(chosen["mask"])
+    decision = chosen.get("decision")
+    return mask, float(mask if decision is None else decision)
 
 
 def evaluate_run(run_dir, data_root=None, dataset: str | None = None, max_pairs_per_group: int | None = None,
@@ -161,6 +284,7 @@ def evaluate_run(run_dir, data_root=None, dataset: str | None = None, max_pairs_
                                     "dataset's new location with --data-root")
     settings, model, dev = load_trained_model(run_dir, device=device)
     family = settings.model.family
+    mask_t, decision_t = run_thresholds(run_dir, settings)
     from cosegkit.train.modeling import eval_transform
 
     transform = eval_transform(settings, model)
@@ -201,13 +325,15 @@ def evaluate_run(run_dir, data_root=None, dataset: str | None = None, max_pairs_
         "run_dir": str(run_dir),
         "experiment": settings.experiment,
         "data": name if data_root is None else str(Path(data_root).resolve()),
+        "thresholds": {"mask": mask_t, "decision": decision_t},
         "positive": score_pairs(model, family, pos, transform, dev, batch_size=batch_size, progress=progress,
-                                desc="positive pairs"),
+                                desc="positive pairs", threshold=mask_t, decision_threshold=decision_t),
         "negative": None,
     }
     if neg is not None and len(neg):
         report["negative"] = score_pairs(model, family, neg, transform, dev, negative=True,
-                                         batch_size=batch_size, progress=progress, desc="negative pairs")
+                                         batch_size=batch_size, progress=progress, desc="negative pairs",
+                                         threshold=mask_t, decision_threshold=decision_t)
     if note is not None:
         report["negative_note"] = note
     path = run_dir / f"evaluation_{name}.json"

@@ -81,6 +81,7 @@ class Experiment:
             epochs=epochs,
             seed=seed,
             num_threads=profile.num_threads,
+            threshold_selection=profile.threshold_selection,
             deviations=profile.deviations,
         )
 

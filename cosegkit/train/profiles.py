@@ -43,6 +43,7 @@ class Profile:
         if self.cosegnet_claim_epochs is None:
             object.__setattr__(self, "cosegnet_claim_epochs", self.cosegnet_epochs)
     num_threads: int | None = 2
+    threshold_selection: str = "fixed"  # TrainSettings.threshold_selection
     deviations: tuple[str, ...] = ()
 
 
@@ -109,6 +110,7 @@ _CPU = Profile(
     loss=LossSettings(k=2000),
     n_splits=1,
     num_threads=2,
+    threshold_selection="val",
     deviations=(
         "cpu: ImageNet EfficientNet-Lite2 (shipped offline) replaces ResNet-50 / VGG-16 in both families, and it is "
         "frozen: its features are computed once per image and view and cached (model.freeze_encoder), so only the "
@@ -134,6 +136,10 @@ _CPU = Profile(
         "cpu: CoSegNet decoder at width 0.25 of the paper's channel counts (speed)",
         "cpu: K=2000 pixels per IS-Triplet set (an image has 36864 pixels at 192 px)",
         "cpu: at most 6 test pairs per group and 60 negative pairs (paper: every pair); one 3:1:1 split (paper: 100)",
+        "cpu: the mask threshold (and CoSegNet's decision threshold) are chosen on the validation split after "
+        "training (threshold_selection='val': best mean Jaccard / best balanced decision accuracy over 0.05-0.95; "
+        "neither paper states its thresholds); at these budgets some rows' foreground probabilities stay below 0.5 "
+        "(Focal with alpha 0.25, CoSegNet-base trained on null masks for half its pairs) and 0.5 blanks them",
         "cpu: CoSegNet negatives drawn uniformly at random (data.triplet_mining='random'; paper profile: semi-hard "
         "negatives among 8 candidates, our reading of 'following Schroff et al.'): mining 8 candidates adds a no-grad "
         "pass of 30 images per step (measured 0.2-0.45 of a training step's time on a shared 2-core machine) and 24 "
@@ -191,7 +197,10 @@ _GPU = replace(
     description="the papers' schedules (30 / 50 epochs, every pair, 448 / 224 px) with the offline EfficientNet-Lite0",
     unet_model=replace(_PAPER.unet_model, encoder="efficientnet_lite0"),
     cosegnet_model=replace(_PAPER.cosegnet_model, encoder="efficientnet_lite0", width_mult=1.0),
+    threshold_selection="val",
     deviations=(
+        "gpu: mask and decision thresholds chosen on the validation split (threshold_selection='val'; the papers "
+        "do not state theirs)",
         "gpu: ImageNet EfficientNet-Lite0 (shipped offline) replaces ResNet-50 / VGG-16: no machine here has their "
         "ImageNet weights; its input normalisation is [-1, 1]",
         "gpu: CoSegNet's decoder keeps VGG16's stage widths (512, 512, 256, 128, 64) on Lite0's 320-channel f",

@@ -27,6 +27,7 @@ __all__ = [
 
 FAMILIES = ("unet", "cosegnet", "cosegnet-base")
 SEG_LOSSES = ("dice", "ce", "focal")
+THRESHOLD_SELECTIONS = ("fixed", "val")
 DML_LOSSES = ("istriplet", "discriminative", "group")
 METRIC_LAYERS = ("f", "cT3", "cT6", "cT9", "cT11")
 FREEZE_BN = ("none", "encoder", "all")
@@ -201,12 +202,19 @@ class TrainSettings:
     num_threads: int | None = 2  # torch.set_num_threads on CPU (fixed for bit-exact resume); None = leave
     progress: bool = True  # tqdm bars
     eval_threshold: float = 0.5
+    # "fixed": masks and decisions thresholded at eval_threshold; "val": after the last epoch the mask threshold
+    # (and a decision network's decision threshold) are chosen on the validation split (neither paper states its
+    # thresholds); see cosegkit.train.evaluate.select_thresholds
+    threshold_selection: str = "fixed"
     deviations: tuple[str, ...] = ()  # documented differences from the paper's own settings
     fault_sigkill_step: int | None = None  # testing only: SIGKILL this process before global step N
 
     def __post_init__(self):
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.threshold_selection not in THRESHOLD_SELECTIONS:
+            raise ValueError(f"threshold_selection must be one of {', '.join(THRESHOLD_SELECTIONS)}, got "
+                             f"{self.threshold_selection!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 

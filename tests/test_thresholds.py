@@ -1,0 +1,168 @@
+"""Thresholds chosen on the validation split (threshold_selection="val", cosegkit.train.evaluate)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cosegkit.data.transforms import resize_to_original
+from cosegkit.train.evaluate import (
+    THRESHOLD_GRID,
+    _upsample,
+    run_thresholds,
+    score_pairs,
+    select_thresholds,
+)
+
+H, W = 12, 16
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+class MaskEcho(nn.Module):
+    """A CoSegNet-shaped stand-in: foreground probability `fg` on the pixels that channel 0 of the input marks,
+    `bg` elsewhere; the decision probability is channel 1's mean (the test writes it there)."""
+
+    def __init__(self, fg: float, bg: float):
+        super().__init__()
+        self.fg, self.bg = fg, bg
+
+    def forward(self, a, b):
+        def logits(x):
+            return torch.where(x[:, :1] > 0.5, _logit(self.fg), _logit(self.bg))
+
+        dec = a[:, 1].mean(dim=(1, 2)).clamp(1e-4, 1 - 1e-4)
+        return {"logits_a": logits(a), "logits_b": logits(b), "decision_logit": torch.log(dec / (1 - dec))}
+
+
+def _pairs(n: int, decision: float, negative: bool = False, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        masks = []
+        for _side in "ab":
+            m = np.zeros((H, W), dtype=bool)
+            if not negative:
+                r, c = rng.integers(0, H // 2), rng.integers(0, W // 2)
+                m[r:r + H // 2, c:c + W // 2] = True
+            masks.append(m)
+        out.append({"mask_a": masks[0], "mask_b": masks[1], "decision": decision})
+    return out
+
+
+def _transform(sample: dict) -> dict:
+    def image(side):  # channel 0: where the model puts its foreground (the true mask unless the test says)
+        x = torch.zeros(3, H, W)
+        x[0] = torch.from_numpy(sample.get(f"cue_{side}", sample[f"mask_{side}"]).astype(np.float32))
+        x[1] = sample["decision"]
+        return x
+
+    return {"image_a": image("a"), "image_b": image("b"),
+            "orig_size_a": (H, W), "orig_size_b": (H, W)}
+
+
+def test_upsample_thresholds_like_resize_to_original():
+    prob = torch.rand(7, 9, generator=torch.Generator().manual_seed(0))
+    for size in ((7, 9), (20, 13), (5, 30)):
+        up = _upsample(prob, size)
+        for t in (0.1, 0.35, 0.5, 0.8):
+            np.testing.assert_array_equal(up > t, resize_to_original(prob, size, threshold=t))
+
+
+def test_mask_threshold_recovers_underconfident_foreground():
+    """Foreground at p = 0.3 and background at 0.1: 0.5 gives empty masks (J 0); validation picks a threshold
+    between the two, the one closest to 0.5 among the perfect ones (0.25), and J becomes 1."""
+    model = MaskEcho(fg=0.3, bg=0.1)
+    pos = _pairs(6, decision=0.9)
+    at_half = score_pairs(model, "cosegnet", pos, _transform, torch.device("cpu"))
+    assert at_half["ungated"]["jaccard"] == 0.0
+    chosen = select_thresholds(model, "cosegnet", pos, None, _transform, torch.device("cpu"))
+    assert chosen["mask"] == 0.25 and chosen["decision"] is None
+    assert chosen["val_jaccard"] == pytest.approx(1.0) and chosen["val_jaccard_at_0.5"] == 0.0
+    again = score_pairs(model, "cosegnet", pos, _transform, torch.device("cpu"), threshold=chosen["mask"],
+                        decision_threshold=0.5)
+    assert again["jaccard"] == pytest.approx(1.0)
+
+
+def test_mask_threshold_follows_the_ground_truth():
+    """Inverted ground truth (foreground where the model says background): the best threshold is then the one
+    that marks everything (0.05, J = the inverted masks' 3/4 of the image), not the 0.25 that fits the true masks."""
+    model = MaskEcho(fg=0.3, bg=0.1)
+    pos = _pairs(6, decision=0.9)
+    inverted = [dict(s, mask_a=~s["mask_a"], mask_b=~s["mask_b"], cue_a=s["mask_a"], cue_b=s["mask_b"])
+                for s in pos]
+    chosen = select_thresholds(model, "cosegnet", inverted, None, _transform, torch.device("cpu"))
+    assert chosen["mask"] == 0.05 and chosen["val_jaccard"] == pytest.approx(0.75)
+
+
+def test_decision_threshold_balances_positive_and_negative_pairs():
+    """Decision probability 0.35 on positive and 0.2 on negative pairs: at 0.5 every pair is "no common object";
+    validation picks 0.3 (perfect balanced accuracy, closest to 0.5), and the test scores use it."""
+    model = MaskEcho(fg=0.9, bg=0.1)
+    pos, neg = _pairs(5, decision=0.35), _pairs(5, decision=0.2, negative=True, seed=1)
+    chosen = select_thresholds(model, "cosegnet", pos, neg, _transform, torch.device("cpu"))
+    assert chosen["decision"] == 0.3
+    assert chosen["val_decision_accuracy"] == {"positive": 1.0, "negative": 1.0}
+    dev = torch.device("cpu")
+    fixed = score_pairs(model, "cosegnet", pos, _transform, dev)
+    assert fixed["decision_accuracy"] == 0.0 and fixed["jaccard"] == 0.0
+    tuned = score_pairs(model, "cosegnet", pos, _transform, dev, threshold=0.5, decision_threshold=0.3)
+    assert tuned["decision_accuracy"] == 1.0 and tuned["jaccard"] == pytest.approx(1.0)
+    tuned_neg = score_pairs(model, "cosegnet", neg, _transform, dev, negative=True, decision_threshold=0.3)
+    assert tuned_neg["decision_accuracy"] == 1.0 and tuned_neg["empty_fraction"] == 1.0
+
+
+def test_grid_and_inputs_are_checked():
+    model = MaskEcho(fg=0.3, bg=0.1)
+    with pytest.raises(ValueError, match="grid"):
+        select_thresholds(model, "cosegnet", _pairs(2, 0.9), None, _transform, torch.device("cpu"), grid=[0.0, 0.5])
+    with pytest.raises(ValueError, match="no validation pair"):
+        select_thresholds(model, "cosegnet", [], None, _transform, torch.device("cpu"))
+    assert THRESHOLD_GRID[0] == 0.05 and THRESHOLD_GRID[-1] == 0.95 and 0.5 in THRESHOLD_GRID
+
+
+def test_run_thresholds_reads_the_run(tmp_path):
+    class S:
+        eval_threshold = 0.5
+
+    assert run_thresholds(tmp_path, S) == (0.5, 0.5)
+    chosen = {"selected_on": "val", "mask": 0.2, "decision": 0.35}
+    (tmp_path / "results.json").write_text(json.dumps({"thresholds": chosen}))
+    assert run_thresholds(tmp_path, S) == (0.2, 0.35)
+    (tmp_path / "results.json").write_text(json.dumps({"thresholds": dict(chosen, decision=None)}))
+    assert run_thresholds(tmp_path, S) == (0.2, 0.2)
+    (tmp_path / "results.json").write_text(json.dumps({"thresholds": dict(chosen, selected_on="fixed")}))
+    assert run_thresholds(tmp_path, S) == (0.5, 0.5)  # a fixed run follows its settings' eval_threshold
+
+
+def test_smoke_cosegnet_chooses_on_validation_and_evaluate_uses_it(tmp_path):
+    from cosegkit.train import train
+    from cosegkit.train.evaluate import evaluate_run
+
+    run = train("cosegnet", "smoke", tmp_path / "r", overrides={"progress": False, "threshold_selection": "val"})
+    chosen = json.loads((run.run_dir / "results.json").read_text())["thresholds"]
+    assert chosen["selected_on"] == "val"
+    assert chosen["mask"] in THRESHOLD_GRID and chosen["decision"] in THRESHOLD_GRID
+    report = evaluate_run(run.run_dir, progress=False)
+    assert report["thresholds"] == {"mask": chosen["mask"], "decision": chosen["decision"]}
+    assert report["positive"]["jaccard"] == pytest.approx(run.test["positive"]["jaccard"])
+
+
+def test_fixed_is_the_default_and_unknown_values_are_refused(tmp_path):
+    from cosegkit.train import train
+    from cosegkit.train.experiments import get_experiment
+
+    assert get_experiment("unet-dice").settings("smoke").threshold_selection == "fixed"
+    assert get_experiment("unet-dice").settings("cpu").threshold_selection == "val"
+    run = train("unet-dice", "smoke", tmp_path / "u", overrides={"progress": False})
+    chosen = json.loads((run.run_dir / "results.json").read_text())["thresholds"]
+    assert chosen == {"selected_on": "fixed", "mask": 0.5, "decision": None}
+    with pytest.raises(ValueError, match="threshold_selection"):
+        train("unet-dice", "smoke", tmp_path / "bad", overrides={"progress": False, "threshold_selection": "test"})
