@@ -72,14 +72,17 @@ def write_history_csv(path: Path, history: list[dict], columns: list[str]) -> No
 
 
 def git_commit() -> dict:
-    """The commit of the repository holding this package (and whether the tree is dirty); 'unknown' outside git."""
+    """The commit of the repository holding this package (and whether the tree is dirty); 'unknown' outside git.
+
+    Dirty means a tracked file outside ``results/`` differs from the commit: a reproduction rewrites the committed
+    results while it runs, and that must not mark its own provenance dirty."""
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
         )
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
             cwd=root, capture_output=True, text=True, timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
