@@ -7,6 +7,7 @@ import sys
 
 from cosegkit.data.cli import add_data_subcommands
 from cosegkit.predict import add_predict_subcommand
+from cosegkit.reproduce import reproduce
 from cosegkit.train.cli import add_train_subcommands
 from cosegkit.train.profiles import list_profiles
 
@@ -40,8 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_reproduce(args: argparse.Namespace) -> int:
-    from cosegkit.reproduce import reproduce
-
     try:
         return reproduce(profile=args.profile, data_root=args.data_root, only=args.only, out=args.out,
                          withhold_dataset_images=args.withhold_dataset_images, fresh=args.fresh)

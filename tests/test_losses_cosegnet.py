@@ -238,7 +238,8 @@ class _StubCoSegNet(torch.nn.Module):
 
 
 def test_engine_call_site_wires_triplets_labels_and_masks():
-    """The CoSegNet task's loss (modeling.compute_loss) on one triplet, model outputs set by hand (catches mistakes at the call site)."""
+    """The CoSegNet task's loss (modeling.compute_loss) on one triplet, model outputs set by hand (catches mistakes
+    at the call site)."""
     from cosegkit.train import build_settings
     from cosegkit.train.modeling import compute_loss
 

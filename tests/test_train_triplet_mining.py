@@ -11,8 +11,8 @@ from PIL import Image
 
 from cosegkit.cli import main
 from cosegkit.losses import select_semihard_negatives
-from cosegkit.train import build_settings, train
 from cosegkit.tasks import build_run_data
+from cosegkit.train import build_settings, train
 from cosegkit.train.data import TrainSamples, collate
 from cosegkit.train.modeling import _mine_negatives, build_model, set_train_mode, train_transform
 
