@@ -7,8 +7,13 @@ Public API::
     result.test["positive"]["jaccard"]; result.history  # per-epoch rows, as in runs/demo/metrics.csv
     evaluate_run("runs/demo", data_root="path/to/folder")
 
-Settings are frozen dataclasses (`TrainSettings` and its sections); a profile (`smoke`, `cpu`, `paper`) fills
-the numbers and an experiment (one per table row, `list_experiments()`) picks the model and losses.
+Settings are frozen dataclasses (`TrainSettings` and its sections); a profile (`list_profiles()`) fills the
+numbers and an experiment (one per table row, `list_experiments()`) picks the model and losses.
+
+Layout: engine.py (`train`, `train_splits`: settings and resume checks) runs a `Trainer` (trainer.py: resume,
+train_epoch, validate, checkpoint, test, finalise); what differs between model families is its task
+(cosegkit.tasks); evaluate.py scores pairs; records.py writes a run's files; run_cache.py keys runs by their
+settings for the notebooks.
 """
 
 import importlib
