@@ -30,7 +30,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from cosegkit.models import feature_cache
-from cosegkit.train.data import TrainSamples, build_run_data, collate
+from cosegkit.tasks import build_run_data
+from cosegkit.train.data import TrainSamples, collate
 from cosegkit.train.evaluate import score_pairs
 from cosegkit.train.experiments import build_settings
 from cosegkit.train.modeling import (

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cosegkit.data.cli import add_data_subcommands
+from cosegkit.predict import add_predict_subcommand
+from cosegkit.reproduce import reproduce
+from cosegkit.train.cli import add_train_subcommands
 from cosegkit.train.profiles import list_profiles
 
 
@@ -16,19 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
 
-    from cosegkit.data.cli import add_data_subcommands
-
     add_data_subcommands(subparsers)
-
-    try:
-        from cosegkit.train.cli import add_train_subcommands
-    except ImportError:  # the engine is optional until it lands
-        add_train_subcommands = None
-    if add_train_subcommands is not None:
-        add_train_subcommands(subparsers)
-        from cosegkit.predict import add_predict_subcommand
-
-        add_predict_subcommand(subparsers)
+    add_train_subcommands(subparsers)
+    add_predict_subcommand(subparsers)
 
     reproduce = subparsers.add_parser(
         "reproduce", help="run every notebook in order and write tables and figures to results/"
@@ -47,8 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_reproduce(args: argparse.Namespace) -> int:
-    from cosegkit.reproduce import reproduce
-
     try:
         return reproduce(profile=args.profile, data_root=args.data_root, only=args.only, out=args.out,
                          withhold_dataset_images=args.withhold_dataset_images, fresh=args.fresh)

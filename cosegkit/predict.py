@@ -25,6 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from cosegkit.data.items import IGNORED_FILES, IMAGE_EXTENSIONS, decode_image
+from cosegkit.data.transforms import resize_to_original
+from cosegkit.models.cosegnet import decision_gate
+from cosegkit.tasks import task_for
+from cosegkit.train.checkpoint import CHECKPOINT_NAME
+from cosegkit.train.data import single_thread
+from cosegkit.train.evaluate import run_thresholds
+from cosegkit.train.modeling import eval_transform, load_trained_model
+from cosegkit.train.records import CONFIG_NAME, read_json, write_json
 
 __all__ = ["COMBINATION_RULE", "PREDICTIONS_NAME", "collect_images", "predict_images", "add_predict_subcommand"]
 
@@ -120,9 +128,6 @@ def _resolve_device(device: str) -> str:
 
 
 def _check_run(run_dir: Path) -> None:
-    from cosegkit.train.checkpoint import CHECKPOINT_NAME
-    from cosegkit.train.engine import CONFIG_NAME
-
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run directory")
     for name, what in ((CONFIG_NAME, "config.json"), (CHECKPOINT_NAME, "checkpoint")):
@@ -144,8 +149,6 @@ def _check_out(out_dir: Path, overwrite: bool, inputs) -> None:
 
 def _remove_previous(out_dir: Path) -> None:
     """Before overwriting: delete the files a previous `predict` listed in out_dir/predictions.json."""
-    from cosegkit.train.records import read_json
-
     old = out_dir / PREDICTIONS_NAME
     if not old.is_file():
         return
@@ -162,8 +165,6 @@ def _remove_previous(out_dir: Path) -> None:
 
 
 def _load_model(run_dir: Path, device: str):
-    from cosegkit.train.engine import load_trained_model
-
     try:
         return load_trained_model(run_dir, device=device)
     except FileNotFoundError:
@@ -175,9 +176,6 @@ def _load_model(run_dir: Path, device: str):
 
 def _model_inputs(settings, model, images: list[np.ndarray]):
     """Each image resized and normalised exactly as evaluation does (the run's eval transform)."""
-    from cosegkit.train.data import single_thread
-    from cosegkit.train.modeling import eval_transform
-
     transform = eval_transform(settings, model)
     tensors = []
     with single_thread():
@@ -193,9 +191,7 @@ def _run_pairings(settings, model, device, tensors, pairings, batch_size: int, d
     decision probabilities of both sides (None without a decision network)."""
     import torch
 
-    from cosegkit.train.modeling import predict_probabilities
-
-    family = settings.model.family
+    task = task_for(settings)
     sums: list = [None] * len(tensors)
     counts = [0] * len(tensors)
     decisions: list = []
@@ -204,16 +200,14 @@ def _run_pairings(settings, model, device, tensors, pairings, batch_size: int, d
         a = torch.stack([tensors[i] for i, _ in chunk]).to(device)
         b = torch.stack([tensors[j] for _, j in chunk]).to(device)
         with torch.no_grad():
-            if family == "cosegnet":  # the model's own test-time rule (§3.5): mask x thresholded decision
-                out = model.predict(a, b, threshold=decision_threshold)
-                pa, pb = out["masks_a"][:, 0], out["masks_b"][:, 0]
-                acc_a, acc_b = out["decision"].tolist(), out["decision_b"].tolist()
-                dps = list(zip(out["decision_prob"].float().tolist(), out["decision_prob_b"].float().tolist(),
-                               strict=True))
-            else:
-                pa, pb, _ = predict_probabilities(model, family, a, b)
-                acc_a = acc_b = [True] * len(chunk)
-                dps = [None] * len(chunk)
+            pred = task.predict(model, a, b, threshold=decision_threshold)
+        pa, pb = pred.gated()  # the model's own test-time rule (§3.5): mask x thresholded decision
+        if pred.has_decision:
+            acc_a, acc_b = pred.accepted_a.tolist(), pred.accepted_b.tolist()
+            dps = list(zip(pred.decision_a.float().tolist(), pred.decision_b.float().tolist(), strict=True))
+        else:
+            acc_a = acc_b = [True] * len(chunk)
+            dps = [None] * len(chunk)
         pa, pb = pa.float().cpu(), pb.float().cpu()
         for r, (i, j) in enumerate(chunk):
             sides = [(i, pa[r], acc_a[r])] + ([(j, pb[r], acc_b[r])] if j != i else [])
@@ -250,9 +244,6 @@ def predict_images(run_dir, images, out_dir, device: str = "auto", overwrite: bo
     """
     from PIL import Image
 
-    from cosegkit.data.transforms import resize_to_original
-    from cosegkit.train.records import write_json
-
     if int(batch_size) < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -265,8 +256,6 @@ def predict_images(run_dir, images, out_dir, device: str = "auto", overwrite: bo
     _check_out(out_dir, overwrite, images)
     settings, model, dev = _load_model(run_dir, _resolve_device(device))
     family = settings.model.family
-    from cosegkit.train.evaluate import run_thresholds
-
     threshold, decision_threshold = run_thresholds(run_dir, settings)
 
     n = len(paths)
@@ -281,7 +270,7 @@ def predict_images(run_dir, images, out_dir, device: str = "auto", overwrite: bo
         else:
             masks.append(resize_to_original(s / c, img.shape[:2], threshold=threshold))
 
-    has_decision = family == "cosegnet"
+    has_decision = task_for(settings).has_decision
     per_image = has_decision and settings.model.single_image
     records = []
     for k, (p, name, img, mask) in enumerate(zip(paths, names, decoded, masks, strict=True)):
@@ -299,9 +288,10 @@ def predict_images(run_dir, images, out_dir, device: str = "auto", overwrite: bo
         entry: dict = {"image_a": names[i], "image_b": names[j]}
         if dp is not None and per_image:
             entry.update(decision_probability_a=dp[0], decision_probability_b=dp[1],
-                         common_object_a=dp[0] > decision_threshold, common_object_b=dp[1] > decision_threshold)
+                         common_object_a=decision_gate(dp[0], decision_threshold),
+                         common_object_b=decision_gate(dp[1], decision_threshold))
         elif dp is not None:
-            entry.update(decision_probability=dp[0], common_object=dp[0] > decision_threshold)
+            entry.update(decision_probability=dp[0], common_object=decision_gate(dp[0], decision_threshold))
         pairs.append(entry)
     report = {
         "run_dir": str(run_dir.resolve()),

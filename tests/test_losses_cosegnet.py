@@ -231,12 +231,15 @@ class _StubCoSegNet(torch.nn.Module):
         self.outputs, self.positive_mask = outputs, None
 
     def forward(self, image_a, image_b, positive_mask=None):
+        from cosegkit.models.outputs import CoSegNetOutput
+
         self.positive_mask = positive_mask
-        return self.outputs
+        return CoSegNetOutput(**self.outputs, pooled_a=None, pooled_b=None)  # the loss reads no pooled vector
 
 
 def test_engine_call_site_wires_triplets_labels_and_masks():
-    """modeling._cosegnet_loss on one triplet, model outputs set by hand (catches mistakes at the call site)."""
+    """The CoSegNet task's loss (modeling.compute_loss) on one triplet, model outputs set by hand (catches mistakes
+    at the call site)."""
     from cosegkit.train import build_settings
     from cosegkit.train.modeling import compute_loss
 

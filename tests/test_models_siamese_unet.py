@@ -36,10 +36,10 @@ def test_shapes_64_both_heads():
         emb = SiameseUNet(encoder="efficientnet_lite0", head="embedding", pretrained=False)(a, b)
         orig = SiameseUNet(encoder="efficientnet_lite0", head="original", pretrained=False)(a, b)
     for s in "ab":
-        assert emb[f"embeddings_{s}"].shape == (2, 64, 64, 64)
+        assert emb[f"embedding_{s}"].shape == (2, 64, 64, 64)
         assert emb[f"logits_{s}"].shape == (2, 2, 64, 64)
         assert orig[f"logits_{s}"].shape == (2, 2, 32, 32)  # Fig. 1a: 2 channels at half the input size
-        assert orig[f"embeddings_{s}"] is None
+        assert orig[f"embedding_{s}"] is None
 
 
 def test_shapes_64_resnet50_paper_encoder():
@@ -47,7 +47,7 @@ def test_shapes_64_resnet50_paper_encoder():
     a, b = _pair(2, 64)
     with torch.no_grad():
         out = SiameseUNet(encoder="resnet50", head="embedding", pretrained=False)(a, b)
-    assert out["embeddings_a"].shape == (2, 64, 64, 64) and out["logits_b"].shape == (2, 2, 64, 64)
+    assert out["embedding_a"].shape == (2, 64, 64, 64) and out["logits_b"].shape == (2, 2, 64, 64)
 
 
 def test_shapes_224_and_rectangular():
@@ -57,8 +57,8 @@ def test_shapes_224_and_rectangular():
     with torch.no_grad():
         out = model(a, b)
         rect = model(torch.randn(1, 3, 96, 160), torch.randn(1, 3, 64, 128))  # sizes may differ within a pair
-    assert out["embeddings_a"].shape == (1, 64, 224, 224) and out["logits_b"].shape == (1, 2, 224, 224)
-    assert rect["logits_a"].shape == (1, 2, 96, 160) and rect["embeddings_b"].shape == (1, 64, 64, 128)
+    assert out["embedding_a"].shape == (1, 64, 224, 224) and out["logits_b"].shape == (1, 2, 224, 224)
+    assert rect["logits_a"].shape == (1, 2, 96, 160) and rect["embedding_b"].shape == (1, 64, 64, 128)
 
 
 def test_input_size_not_multiple_of_32_is_rejected():
@@ -275,10 +275,10 @@ def test_single_image_outputs_ignore_partner(train_mode, spatial):
         model.train(train_mode)
         with torch.no_grad():
             o1, o2 = model(a, b1), model(a, b2)
-        same = torch.equal(o1["embeddings_a"], o2["embeddings_a"]) and torch.equal(o1["logits_a"], o2["logits_a"])
+        same = torch.equal(o1["embedding_a"], o2["embedding_a"]) and torch.equal(o1["logits_a"], o2["logits_a"])
         assert same is should_match
     seg = model.segment(a)
-    assert seg["embeddings"].shape == (2, 64, 64, 64)
+    assert seg["embedding"].shape == (2, 64, 64, 64)
 
 
 def test_single_image_mode_attends_each_image_to_itself():
@@ -306,7 +306,7 @@ def test_forward_is_forward_features_of_encode(single):
     feats_a, feats_b = model.encode(a), model.encode(b)
     assert [f.shape[1] for f in feats_a] == model.encoder.out_channels
     split = model.forward_features(feats_a, feats_b, (64, 96), (96, 64))
-    assert out.keys() == split.keys() == {"logits_a", "logits_b", "embeddings_a", "embeddings_b"}
+    assert out.keys() == split.keys() == {"logits_a", "logits_b", "embedding_a", "embedding_b"}
     for k in out:
         torch.testing.assert_close(out[k], split[k])
     seg = model.segment(a)

@@ -337,15 +337,17 @@ class _StandIn(torch.nn.Module):
 
 
 class _FakeCoSegNet(_StandIn):
-    """Mask probability 0.8 left / 0.1 right for every image; decision 0.9 for two bright images, else 0.1."""
+    """Mask probability 0.8 left / 0.1 right for every image; decision 0.9 for two bright images, else 0.1 (as
+    CoSegNet's logits: the CoSegNet task applies the sigmoids and the §3.5 gate)."""
 
-    def predict(self, a, b, threshold=0.5):
+    def forward(self, a, b):
+        from cosegkit.models.outputs import CoSegNetOutput
+
         prob = torch.where(_bright(a) & _bright(b), 0.9, 0.1)
-        dec = prob > threshold
         masks = _halves(len(a), torch.full((len(a),), 0.8), torch.full((len(a),), 0.1), a.shape[-1])[:, None]
-        gate = dec.float().view(-1, 1, 1, 1)
-        return {"masks_a": masks * gate, "masks_b": masks * gate, "decision": dec, "decision_prob": prob,
-                "decision_b": dec, "decision_prob_b": prob}
+        logit = lambda p: torch.log(p / (1 - p))  # noqa: E731
+        unused = torch.zeros(len(a), 1)  # embeddings and pooled vectors: prediction does not read them
+        return CoSegNetOutput(logit(masks), logit(masks), unused, unused, unused, unused, logit(prob))
 
 
 class _FakeUNet(_StandIn):
@@ -358,7 +360,9 @@ class _FakeUNet(_StandIn):
             p = _halves(len(a), torch.where(bright, 0.9, 0.3), torch.where(bright, 0.9, 0.05), a.shape[-1])
             return torch.stack([torch.zeros_like(p), torch.log(p / (1 - p))], dim=1)
 
-        return {"logits_a": logits(b), "logits_b": logits(a)}
+        from cosegkit.models.outputs import SiameseUNetOutput
+
+        return SiameseUNetOutput(logits(b), logits(a))
 
 
 def _group_with_outlier(folder: Path) -> list[Path]:

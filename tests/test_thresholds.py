@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from cosegkit.data.transforms import resize_to_original
+from cosegkit.models.outputs import CoSegNetOutput
 from cosegkit.train.evaluate import (
     THRESHOLD_GRID,
     _upsample,
@@ -39,7 +40,9 @@ class MaskEcho(nn.Module):
             return torch.where(x[:, :1] > 0.5, _logit(self.fg), _logit(self.bg))
 
         dec = a[:, 1].mean(dim=(1, 2)).clamp(1e-4, 1 - 1e-4)
-        return {"logits_a": logits(a), "logits_b": logits(b), "decision_logit": torch.log(dec / (1 - dec))}
+        unused = torch.zeros(a.shape[0], 4)
+        return CoSegNetOutput(logits_a=logits(a), logits_b=logits(b), embedding_a=unused, embedding_b=unused,
+                              pooled_a=unused, pooled_b=unused, decision_logit=torch.log(dec / (1 - dec)))
 
 
 def _pairs(n: int, decision: float, negative: bool = False, seed: int = 0) -> list[dict]:

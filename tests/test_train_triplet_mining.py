@@ -11,8 +11,9 @@ from PIL import Image
 
 from cosegkit.cli import main
 from cosegkit.losses import select_semihard_negatives
+from cosegkit.tasks import build_run_data
 from cosegkit.train import build_settings, train
-from cosegkit.train.data import TrainSamples, build_run_data, collate
+from cosegkit.train.data import TrainSamples, collate
 from cosegkit.train.modeling import _mine_negatives, build_model, set_train_mode, train_transform
 
 
@@ -188,18 +189,22 @@ def test_semihard_run_killed_mid_epoch_resumes_exactly(tmp_path):
     import signal
     import subprocess
     import sys
+    from pathlib import Path
 
     args = ["--experiment", "cosegnet", "--profile", "smoke", "--seed", "0", "--no-progress", "--set", "epochs=3",
             "--set", "data.triplet_mining=semihard", "--set", "data.mining_pool=4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
-    def cli(*extra):
-        return subprocess.Popen([sys.executable, "-m", "cosegkit.train", "train", *args, *extra], env=env,
+    def cli(*extra, kill_at=None):
+        # tests/sigkill_train.py: the same command, SIGKILLed before global step `kill_at` (a train() hook)
+        command = (["-m", "cosegkit.train"] if kill_at is None
+                   else [str(Path(__file__).with_name("sigkill_train.py")), str(kill_at)])
+        return subprocess.Popen([sys.executable, *command, "train", *args, *extra], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     full, killed = tmp_path / "full", tmp_path / "killed"
     p_full = cli("--out", str(full))
-    p_kill = cli("--out", str(killed), "--set", "fault_sigkill_step=4")  # 3 steps per epoch: epoch 2, step 2
+    p_kill = cli("--out", str(killed), kill_at=4)  # 3 steps per epoch: epoch 2, step 2
     assert p_kill.wait(timeout=240) == -signal.SIGKILL
     resumed = cli("--out", str(killed), "--resume")
     assert resumed.wait(timeout=240) == 0, resumed.communicate()[1][-2000:]

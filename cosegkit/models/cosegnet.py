@@ -34,6 +34,7 @@ from torch import nn
 
 from ._utils import check_image_batch, check_pair
 from .encoders import Encoder, build_encoder
+from .outputs import CoSegNetBaseOutput, CoSegNetOutput, CoSegNetPrediction
 
 STAGE_DEPTHS = (3, 3, 3, 2, 2)  # convT layers after each of the 5 NNI upsamplings (13 in total)
 VGG_STAGE_WIDTHS = (512, 512, 256, 128, 64)  # VGG16 widths at strides 16, 8, 4, 2, 1
@@ -120,6 +121,13 @@ def _block_negatives(logits: torch.Tensor, positive_mask: torch.Tensor | None) -
 DECISION_INITS = ("difference", "default")
 
 
+def decision_gate(decision_prob, threshold: float):
+    """§3.5's test-time gate: the pair shares a common object when the decision probability exceeds
+    ``threshold`` (a tensor of probabilities or one float). The one place this rule is written: CoSegNet.predict,
+    the training-time evaluation, ``cosegkit evaluate`` and ``cosegkit predict`` all call it."""
+    return decision_prob > threshold
+
+
 @torch.no_grad()
 def init_decision_as_difference(first: nn.Linear) -> None:
     """Initialise the decision network's first layer (input concat(fs_a, fs_b), cosegnet §3.3) so that its hidden
@@ -164,7 +172,8 @@ class CoSegNet(nn.Module):
         decision_init: "difference" (see :func:`init_decision_as_difference`) or "default" (PyTorch's). The paper
             gives the decision network's layers (concat 128 -> FC32-ReLU -> FC1) but not their initialisation.
 
-    ``forward(image_a, image_b, positive_mask=None)`` -> dict: logits_a, logits_b (B, 1, H, W) mask logits
+    ``forward(image_a, image_b, positive_mask=None)`` -> :class:`~cosegkit.models.outputs.CoSegNetOutput`:
+    logits_a, logits_b (B, 1, H, W) mask logits
     (for rows where the (B,) bool ``positive_mask`` is False they are detached: negative pairs give no mask-loss
     gradient, §3.5);
     embedding_a, embedding_b (B, 64) metric outputs fs; pooled_a, pooled_b (B, C) the GAP vectors fu;
@@ -220,24 +229,18 @@ class CoSegNet(nn.Module):
 
     def forward(
         self, image_a: torch.Tensor, image_b: torch.Tensor, positive_mask: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
+    ) -> CoSegNetOutput:
         check_pair(image_a, image_b)
         logits_a, fu_a, fs_a = self._branch(image_a)
         logits_b, fu_b, fs_b = self._branch(image_b)
-        out = {
-            "logits_a": _block_negatives(logits_a, positive_mask),
-            "logits_b": _block_negatives(logits_b, positive_mask),
-            "embedding_a": fs_a,
-            "embedding_b": fs_b,
-            "pooled_a": fu_a,
-            "pooled_b": fu_b,
-        }
+        decision_b = None
         if self.single_image:
-            out["decision_logit"] = self.decision(torch.cat([fs_a, fs_a], dim=1)).squeeze(1)
-            out["decision_logit_b"] = self.decision(torch.cat([fs_b, fs_b], dim=1)).squeeze(1)
+            decision = self.decision(torch.cat([fs_a, fs_a], dim=1)).squeeze(1)
+            decision_b = self.decision(torch.cat([fs_b, fs_b], dim=1)).squeeze(1)
         else:
-            out["decision_logit"] = self.decision(torch.cat([fs_a, fs_b], dim=1)).squeeze(1)
-        return out
+            decision = self.decision(torch.cat([fs_a, fs_b], dim=1)).squeeze(1)
+        return CoSegNetOutput(_block_negatives(logits_a, positive_mask), _block_negatives(logits_b, positive_mask),
+                              fs_a, fs_b, fu_a, fu_b, decision, decision_b)
 
     def metric_embedding(self, image: torch.Tensor) -> torch.Tensor:
         """fs (B, 64) of one image batch, computing the decoder only up to the metric layer (for triplets)."""
@@ -247,10 +250,11 @@ class CoSegNet(nn.Module):
         return self.metric(tap.mean(dim=(2, 3)))
 
     @torch.no_grad()
-    def predict(self, image_a: torch.Tensor, image_b: torch.Tensor, threshold: float = 0.5) -> dict[str, torch.Tensor]:
+    def predict(self, image_a: torch.Tensor, image_b: torch.Tensor, threshold: float = 0.5) -> CoSegNetPrediction:
         """Test-time output (§3.5): mask probabilities multiplied by the thresholded decision.
 
-        Returns dict(masks_a, masks_b (B, 1, H, W) in [0, 1], decision (B,) bool, decision_prob (B,),
+        Returns :class:`~cosegkit.models.outputs.CoSegNetPrediction` (masks_a, masks_b (B, 1, H, W) in [0, 1],
+        decision (B,) bool, decision_prob (B,),
         decision_b, decision_prob_b); in single-image mode masks_b is gated by decision_b, the decision computed
         from image B alone (elsewhere decision_b is decision). The module's current train/eval mode is used
         (call ``model.eval()`` first).
@@ -258,19 +262,13 @@ class CoSegNet(nn.Module):
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         out = self(image_a, image_b)
-        prob = torch.sigmoid(out["decision_logit"])
-        prob_b = torch.sigmoid(out["decision_logit_b"]) if self.single_image else prob
-        dec_a = prob > threshold
-        dec_b = prob_b > threshold
+        prob = torch.sigmoid(out.decision_logit)
+        prob_b = torch.sigmoid(out.decision_logit_b) if self.single_image else prob
+        dec_a = decision_gate(prob, threshold)
+        dec_b = decision_gate(prob_b, threshold)
         gate = lambda d: d.to(prob.dtype).view(-1, 1, 1, 1)  # noqa: E731
-        return {
-            "masks_a": torch.sigmoid(out["logits_a"]) * gate(dec_a),
-            "masks_b": torch.sigmoid(out["logits_b"]) * gate(dec_b),
-            "decision": dec_a,
-            "decision_prob": prob,
-            "decision_b": dec_b,
-            "decision_prob_b": prob_b,
-        }
+        return CoSegNetPrediction(torch.sigmoid(out.logits_a) * gate(dec_a), torch.sigmoid(out.logits_b) * gate(dec_b),
+                                  dec_a, prob, dec_b, prob_b)
 
 
 class CoSegNetBase(nn.Module):
@@ -278,7 +276,8 @@ class CoSegNetBase(nn.Module):
 
     With VGG16 the decoder input has 1024 channels. Trained on negative pairs too, with null target masks (the
     engine's job). ``single_image=True`` concatenates f_self with itself. Args as in :class:`CoSegNet`.
-    ``forward(image_a, image_b)`` -> dict(logits_a, logits_b) of shape (B, 1, H, W).
+    ``forward(image_a, image_b)`` -> :class:`~cosegkit.models.outputs.CoSegNetBaseOutput` (logits_a, logits_b of
+    shape (B, 1, H, W)).
     """
 
     def __init__(
@@ -299,7 +298,7 @@ class CoSegNetBase(nn.Module):
         self.input_mean = self.encoder.input_mean
         self.input_std = self.encoder.input_std
 
-    def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> CoSegNetBaseOutput:
         check_pair(image_a, image_b)
         f_a, f_b = self.encoder(image_a)[-1], self.encoder(image_b)[-1]
         if f_a.shape != f_b.shape and not self.single_image:
@@ -308,7 +307,5 @@ class CoSegNetBase(nn.Module):
                 f"got {tuple(image_a.shape[-2:])} and {tuple(image_b.shape[-2:])}"
             )
         other_a, other_b = (f_a, f_b) if self.single_image else (f_b, f_a)
-        return {
-            "logits_a": self.decoder(torch.cat([f_a, other_a], dim=1)),
-            "logits_b": self.decoder(torch.cat([f_b, other_b], dim=1)),
-        }
+        return CoSegNetBaseOutput(self.decoder(torch.cat([f_a, other_a], dim=1)),
+                                  self.decoder(torch.cat([f_b, other_b], dim=1)))

@@ -35,6 +35,7 @@ from torchvision.ops import Conv2dNormActivation
 from ._utils import check_image_batch, check_pair
 from .correlation import SPATIAL_MODES, CoAttention
 from .encoders import Encoder, build_encoder
+from .outputs import SegmentOutput, SiameseUNetOutput
 
 # Decoder widths (blocks 1-5). Narrow for efficientnet_lite0 so the model trains at several pairs/s on 2 CPU
 # cores at 128-160 px; wider for the GPU encoders (ResNet-50 as in the paper).
@@ -133,8 +134,9 @@ class SiameseUNet(nn.Module):
             ``DEFAULT_PARTNER_GRID``, the grid at that encoder's profile size).
         topk_fraction: fraction of locations averaged per channel for the channel co-attention.
 
-    ``forward(image_a, image_b)`` -> dict(logits_a, logits_b, embeddings_a, embeddings_b); the embeddings are
-    None for the original head. It is ``forward_features(encode(image_a), encode(image_b), size_a, size_b)``, so
+    ``forward(image_a, image_b)`` -> :class:`~cosegkit.models.outputs.SiameseUNetOutput` (logits_a, logits_b,
+    embedding_a, embedding_b); the embeddings are None for the original head. It is
+    ``forward_features(encode(image_a), encode(image_b), size_a, size_b)``, so
     encoder features can be computed once and reused. Inputs are (B, 3, H, W) with H, W multiples of 32,
     normalised with ``self.input_mean``/``self.input_std``.
     """
@@ -197,7 +199,7 @@ class SiameseUNet(nn.Module):
         feats_b: Sequence[torch.Tensor],
         out_size_a: tuple[int, int],
         out_size_b: tuple[int, int],
-    ) -> dict[str, torch.Tensor | None]:
+    ) -> SiameseUNetOutput:
         """Co-attention, decoder and head on encoder features (:meth:`encode` of each image); out sizes = (H, W)."""
         self._check_features(feats_a, "feats_a")
         self._check_features(feats_b, "feats_b")
@@ -211,9 +213,9 @@ class SiameseUNet(nn.Module):
             deep_a, deep_b = self.coattention(feats_a[-1], feats_b[-1])
         logits_a, emb_a = self.decoder(deep_a, feats_a[:-1], tuple(out_size_a))
         logits_b, emb_b = self.decoder(deep_b, feats_b[:-1], tuple(out_size_b))
-        return {"logits_a": logits_a, "logits_b": logits_b, "embeddings_a": emb_a, "embeddings_b": emb_b}
+        return SiameseUNetOutput(logits_a, logits_b, emb_a, emb_b)
 
-    def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> dict[str, torch.Tensor | None]:
+    def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> SiameseUNetOutput:
         check_pair(image_a, image_b)
         # One encoder (siamese weight sharing); each image in its own pass so train-mode BN statistics of
         # image A never see image B (keeps single_image outputs independent of the partner).
@@ -222,13 +224,13 @@ class SiameseUNet(nn.Module):
 
     def segment_features(
         self, feats: Sequence[torch.Tensor], out_size: tuple[int, int]
-    ) -> dict[str, torch.Tensor | None]:
+    ) -> SegmentOutput:
         """:meth:`segment` on encoder features of one image batch."""
         self._check_features(feats, "feats")
         deep, _ = self.coattention(feats[-1], feats[-1])
         logits, emb = self.decoder(deep, feats[:-1], tuple(out_size))
-        return {"logits": logits, "embeddings": emb}
+        return SegmentOutput(logits, emb)
 
-    def segment(self, image: torch.Tensor) -> dict[str, torch.Tensor | None]:
+    def segment(self, image: torch.Tensor) -> SegmentOutput:
         """Single-image inference (the image attends to itself), the same path as ``single_image=True``."""
         return self.segment_features(self.encode(image), tuple(image.shape[-2:]))

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from cosegkit.train.engine import train, train_splits
+from cosegkit.train.evaluate import evaluate_run
 from cosegkit.train.experiments import list_experiments
 from cosegkit.train.profiles import list_profiles
 
@@ -92,8 +94,6 @@ def _print_report(report: dict, out=None) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from cosegkit.train.engine import train, train_splits
-
     try:
         overrides = parse_set(args.overrides)
     except ValueError as e:
@@ -128,8 +128,6 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from cosegkit.train.evaluate import evaluate_run
-
     try:
         report = evaluate_run(
             args.run, data_root=args.data_root, dataset=args.dataset,

@@ -7,28 +7,34 @@ Determinism (needed for exact --resume and for data-parallel equivalence):
   (seed, e, i), so it does not depend on the worker process, the rank, or what ran before;
 - CoSegNet with `data.triplet_mining="semihard"`: the candidate negatives of triplet i are its random negative
   followed by `data.mining_pool - 1` more, drawn the same way with a generator seeded by (seed, e, i); the pick
-  among them (cosegkit.train.modeling) depends on the model weights, which a checkpoint restores.
+  among them (cosegkit.tasks.cosegnet) depends on the model weights, which a checkpoint restores.
 
 Real data: a dataset folder split 3:1:1 (cosegnet §4.2) with `split_indices` (seeded by `split_seed`, default
-the run seed). SiameseUNet trains on positive pairs within groups (is_triplet_coseg §4.1.1); CoSegNet on
-(anchor, positive, negative) triplets (cosegnet §3.4). Without a data root, the synthetic set
-(`SyntheticCoseg`) stands in, with independent seeds for train / val / test.
+the run seed). Without a data root, the synthetic set (`SyntheticCoseg`) stands in, with independent seeds for
+train / val / test. What a family draws from them each epoch (SiameseUNet: positive pairs, is_triplet_coseg
+§4.1.1; CoSegNet: (anchor, positive, negative) triplets, cosegnet §3.4) is its task's data object
+(cosegkit.tasks), a subclass of :class:`RunData`; :func:`cosegkit.tasks.build_run_data` builds it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cosegkit.data import load_dataset
+from cosegkit.data.check import check_items
+from cosegkit.data.pairs import RealPairs, count_negative_pairs, negative_pairs, positive_pairs
+from cosegkit.data.splits import split_indices
+from cosegkit.data.synthetic import SyntheticCoseg
 from cosegkit.train.settings import TrainSettings
 
-__all__ = ["RunData", "build_run_data", "check_run_items", "CachedDataset", "derive_seed", "TrainSamples", "collate",
-           "single_thread"]
+__all__ = ["RunData", "check_run_items", "CachedDataset", "derive_seed", "TrainSamples", "collate",
+           "single_thread", "real_sets", "synthetic_sets", "take", "pair_only", "tensors", "Seeded"]
 
 
 @contextlib.contextmanager
@@ -53,11 +59,12 @@ def derive_seed(*parts: int) -> int:
 
 
 class CachedDataset(Sequence):
-    """Wraps a CosegDataset and keeps decoded items in memory (decoding a JPEG costs more than a train step's
-    data work otherwise). Each DataLoader worker holds its own cache (persistent workers keep it)."""
+    """Memoises the items of a sequence (a CosegDataset, whose JPEG decoding costs more than a train step's data
+    work, or a generated synthetic pair set); attributes are the wrapped sequence's (group_of, id_of, ...).
+    ``enabled=False`` passes every read through. Each DataLoader worker holds its own cache."""
 
-    def __init__(self, dataset):
-        self.dataset = dataset
+    def __init__(self, dataset, enabled: bool = True):
+        self.dataset, self.enabled = dataset, enabled
         self._cache: dict[int, object] = {}
 
     def __len__(self) -> int:
@@ -65,100 +72,50 @@ class CachedDataset(Sequence):
 
     def __getitem__(self, i):
         i = int(i)
+        if not self.enabled:
+            return self.dataset[i]
         item = self._cache.get(i)
         if item is None:
             item = self._cache[i] = self.dataset[i]
         return item
 
     def __getattr__(self, name):  # group_of, id_of, path_of, groups, records, root ...
-        if name == "dataset":
+        if name in ("dataset", "enabled", "_cache"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
 
+# (sample, which) -> the transformed sample, under the RNG of (seed, epoch, item, which): see TrainSamples.
+Seeded = Callable[[dict, int], dict]
+
+
 @dataclass
 class RunData:
-    """Everything a run needs from the data, built from the settings (and a data root, if any)."""
+    """What every run needs from the data, built from the settings (and a data root, if any). A task's subclass
+    adds what its family draws each epoch: :meth:`epoch_samples` and :meth:`train_item`."""
 
-    family: str
     source: str  # "synthetic" or the data root
-    train_pool: Sequence  # PairSample sequence (SiameseUNet / synthetic) or the image dataset (CoSegNet real)
+    train_pool: Sequence  # PairSample sequence of the training split's positive pairs
     val: Sequence  # PairSample sequence of positive pairs
     test_positive: Sequence
     test_negative: Sequence | None
     split: dict | None  # index lists for real data
     seed: int
     pairs_per_epoch: int | None
-    dataset: object | None = None  # the (cached) image dataset for real data
-    train_idx: list | None = None
-    synthetic_negatives: list | None = None  # per synthetic positive pair: candidate negatives (k2, side)
-    triplet_mining: str = "random"  # data.triplet_mining
-    mining_pool: int = 1  # data.mining_pool (candidate negatives per triplet under "semihard")
-    # negative validation pairs, built only where a decision threshold is chosen on validation
-    # (threshold_selection="val" with a decision network)
+    # negative validation pairs: built only for a decision network whose threshold is chosen on validation
+    # (threshold_selection="val"; the task asks for them)
     val_negative: Sequence | None = None
-    _labels: dict | None = field(default=None, repr=False)  # image bytes id -> its classes (real data, lazily)
-    _negatives: dict = field(default_factory=dict, repr=False)  # forbidden classes -> negative indices
 
     def epoch_samples(self, epoch: int) -> list:
-        """Training samples of `epoch`: pair indices into train_pool, or (a, p, n) triplets. Pure in (seed, epoch)."""
-        rng = np.random.default_rng([self.seed, epoch, 1])
-        if self.family == "unet":
-            return _take(rng, len(self.train_pool), self.pairs_per_epoch)
-        if self.dataset is not None:  # CoSegNet / base on real data: fresh triplets each epoch
-            from cosegkit.data.pairs import cosegnet_triplets
+        """Training samples of `epoch` (pure in (seed, epoch))."""
+        raise NotImplementedError
 
-            n = self.pairs_per_epoch or len(self.train_pool)
-            return [tuple(t) for t in cosegnet_triplets(self.dataset, self.train_idx, n=n,
-                                                        seed=derive_seed(self.seed, epoch, 2))]
-        # synthetic: anchor / positive = a positive pair, negative = an image sharing no category with them
-        out = []
-        for k in _take(rng, len(self.train_pool), self.pairs_per_epoch):
-            cand = self.synthetic_negatives[k]
-            k2, side = cand[int(rng.integers(len(cand)))]
-            out.append((k, k2, side))
-        return out
-
-    def negative_candidates(self, spec, epoch: int, i: int) -> list:
-        """The `mining_pool` candidate negatives of triplet `spec` (sample i of `epoch`): the triplet's own (random)
-        negative first, then `mining_pool - 1` others negative to anchor and positive, drawn without replacement
-        while there are enough (then with replacement). Pure in (seed, epoch, i). Real data: dataset indices;
-        synthetic: (k2, side)."""
-        if self.dataset is not None:
-            a, p, first = spec
-            cand = [int(n) for n in self._negatives_of(a, p) if int(n) != first]
-        else:
-            k, k2, side = spec
-            first = (k2, side)
-            cand = [c for c in self.synthetic_negatives[k] if c != first]
-        extra = self.mining_pool - 1
-        if extra == 0:
-            return [first]
-        if not cand:
-            return [first] * self.mining_pool
-        rng = np.random.default_rng([self.seed, epoch, i, 4])
-        if len(cand) >= extra:
-            pick = rng.choice(len(cand), size=extra, replace=False).tolist()
-        else:
-            pick = rng.permutation(len(cand)).tolist() + rng.integers(len(cand), size=extra - len(cand)).tolist()
-        return [first] + [cand[j] for j in pick]
-
-    def _negatives_of(self, a: int, p: int) -> np.ndarray:
-        """Training images sharing no class with a or p (as `cosegnet_triplets` draws its negatives)."""
-        ds = self.dataset
-        if self._labels is None:
-            labels: dict[str, set[str]] = {}
-            for k in self.train_idx:
-                labels.setdefault(ds.id_of(k), set()).add(ds.group_of(k))
-            self._labels = {h: frozenset(g) for h, g in labels.items()}
-        forbidden = self._labels[ds.id_of(a)] | self._labels[ds.id_of(p)]
-        if forbidden not in self._negatives:
-            self._negatives[forbidden] = np.array(
-                [k for k in self.train_idx if not self._labels[ds.id_of(k)] & forbidden], dtype=np.int64)
-        return self._negatives[forbidden]
+    def train_item(self, spec, epoch: int, i: int, seeded: Seeded) -> dict:
+        """The tensors of training sample `spec` (item i of `epoch`); `seeded` applies the train transform."""
+        raise NotImplementedError
 
 
-def _take(rng: np.random.Generator, n: int, k: int | None) -> list[int]:
+def take(rng: np.random.Generator, n: int, k: int | None) -> list[int]:
     """k indices of range(n) in random order: permutations concatenated (every item once before repeats)."""
     if n == 0:
         raise ValueError("no training pairs: the training split is empty")
@@ -184,54 +141,18 @@ class TrainSamples(Dataset):
             return self.transform(sample)
 
     def __getitem__(self, i: int) -> dict:
-        spec = self.samples[i]
-        if self.data.family == "unet":
-            return _tensors(self._seeded(i, _pair_only(self.data.train_pool[spec]), 0))
-        pos, neg = self.data_triplet(spec)
-        out = {"pos": _tensors(self._seeded(i, pos, 0))}
-        if self.data.triplet_mining != "semihard":
-            out["neg"] = _tensors(self._seeded(i, neg, 1))
-            return out
-        # candidate j is transformed under (seed, epoch, i, 1 + j): candidate 0 is exactly the random mode's "neg"
-        pool = [_tensors(self._seeded(i, self._negative_pair(spec, pos, c), 1 + j))
-                for j, c in enumerate(self.data.negative_candidates(spec, self.epoch, i))]
-        out["pool"] = {k: torch.stack([c[k] for c in pool]) for k in _KEEP}
-        return out
-
-    def data_triplet(self, spec) -> tuple[dict, dict]:
-        if self.data.dataset is not None:
-            a, p, n = spec
-            ds = self.data.dataset
-            ia, ip = ds[a], ds[p]
-            pos = {"image_a": ia.image, "image_b": ip.image, "mask_a": ia.mask, "mask_b": ip.mask, "label": 1,
-                   "group_a": ia.group, "group_b": ip.group}
-            return pos, self._negative_pair(spec, pos, n)
-        k, k2, side = spec
-        pos = _pair_only(self.data.train_pool[k])
-        return pos, self._negative_pair(spec, pos, (k2, side))
-
-    def _negative_pair(self, spec, pos: dict, candidate) -> dict:
-        """The negative pair (anchor of `pos`, candidate negative), with null masks."""
-        if self.data.dataset is not None:
-            neg = self.data.dataset[candidate]
-            image, mask, group = neg.image, neg.mask, neg.group
-        else:
-            k2, side = candidate
-            other = self.data.train_pool[k2]
-            image, mask, group = other[f"image_{side}"], other[f"mask_{side}"], other[f"group_{side}"]
-        return {"image_a": pos["image_a"], "image_b": image, "mask_a": np.zeros_like(pos["mask_a"]),
-                "mask_b": np.zeros_like(mask), "label": 0, "group_a": pos.get("group_a"), "group_b": group}
+        return self.data.train_item(self.samples[i], self.epoch, i, lambda s, which: self._seeded(i, s, which))
 
 
-_KEEP = ("image_a", "image_b", "mask_a", "mask_b", "label")
+KEEP = ("image_a", "image_b", "mask_a", "mask_b", "label")
 
 
-def _pair_only(sample: dict) -> dict:
-    return {k: sample[k] for k in (*_KEEP, "group_a", "group_b") if k in sample}
+def pair_only(sample: dict) -> dict:
+    return {k: sample[k] for k in (*KEEP, "group_a", "group_b") if k in sample}
 
 
-def _tensors(out: dict) -> dict:
-    return {k: out[k] for k in _KEEP}
+def tensors(out: dict) -> dict:
+    return {k: out[k] for k in KEEP}
 
 
 def collate(batch: list[dict]) -> dict:
@@ -242,39 +163,24 @@ def collate(batch: list[dict]) -> dict:
     return {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
 
 
-def _check_mining(settings: TrainSettings) -> None:
-    mining, family = settings.data.triplet_mining, settings.model.family
-    if mining == "semihard" and family != "cosegnet":
-        what = ("SiameseUNet trains on pairs, not triplets" if family == "unet"
-                else "cosegnet-base has no metric network")
-        raise ValueError(f"data.triplet_mining='semihard' needs CoSegNet's triplets and metric embeddings; {what}: "
-                         "use data.triplet_mining='random'")
+def split_seed_of(settings: TrainSettings) -> int:
+    return settings.seed if settings.data.split_seed is None else settings.data.split_seed
 
 
-def build_run_data(settings: TrainSettings, data_root=None) -> RunData:
+def real_sets(settings: TrainSettings, data_root, check_train_split: Callable | None = None,
+              val_negatives: bool = False) -> tuple[dict, object]:
+    """The fields of a :class:`RunData` on a dataset folder, and the (cached) dataset. Every item the splits read
+    is checked first; `check_train_split(dataset, train_indices)` adds a family's own check of the training split.
+    `val_negatives`: also draw negative validation pairs (as many as positive ones, if the split has them)."""
     d = settings.data
-    family = settings.model.family
-    split_seed = settings.seed if d.split_seed is None else d.split_seed
-    _check_mining(settings)
-    if data_root is None:
-        return _synthetic(settings, split_seed)
-    from cosegkit.data import load_dataset
-    from cosegkit.data.pairs import RealPairs, count_negative_pairs, negative_pairs, positive_pairs
-    from cosegkit.data.splits import split_indices
-
+    split_seed = split_seed_of(settings)
     ds = load_dataset(d.dataset, data_root)
     if d.cache_images:
         ds = CachedDataset(ds)
     split = split_indices(ds, ratios=d.split, seed=split_seed)
     check_run_items(ds, [i for part in split.values() for i in part], data_root)
-    if family != "unet":
-        groups = sorted({ds.group_of(i) for i in split["train"]})
-        if len(groups) < 2:
-            raise ValueError(
-                f"{settings.experiment} trains on triplets whose negative image comes from another group, so the "
-                f"training split needs at least 2 groups; the one of {data_root} has {len(groups)} group "
-                f"({', '.join(groups)}): pass a --data-root with 2 or more groups, or train a SiameseUNet "
-                "experiment (unet-*), which needs positive pairs only")
+    if check_train_split is not None:
+        check_train_split(ds, split["train"])
     n_neg = count_negative_pairs(ds, split["test"])
     if d.test_negative_pairs > n_neg:
         raise ValueError(
@@ -293,7 +199,7 @@ def build_run_data(settings: TrainSettings, data_root=None) -> RunData:
         raise ValueError(f"{data_root}: the validation split has no positive pair (with data.split {d.split} a "
                          "group needs more images to put 2 of them in the validation split)")
     val_neg = None
-    if _needs_val_negatives(settings):
+    if val_negatives:
         n_val_neg = min(len(val_pos), count_negative_pairs(ds, split["val"]))
         if n_val_neg == 0:
             raise ValueError(f"{data_root}: threshold_selection='val' chooses the decision threshold on negative "
@@ -301,105 +207,40 @@ def build_run_data(settings: TrainSettings, data_root=None) -> RunData:
                              "pass --set threshold_selection=fixed")
         val_neg = RealPairs(ds, negative_pairs(ds, split["val"], n=n_val_neg, seed=derive_seed(split_seed, 4)),
                             negative=True)
-    return RunData(
-        val_negative=val_neg,
-        family=family,
-        source=str(data_root),
-        train_pool=RealPairs(ds, train_pos),
-        val=RealPairs(ds, val_pos),
-        test_positive=RealPairs(ds, test_pos),
-        test_negative=RealPairs(ds, test_neg, negative=True) if test_neg else None,
-        split=split,
-        seed=settings.seed,
-        pairs_per_epoch=d.pairs_per_epoch,
-        dataset=ds,
-        train_idx=split["train"],
-        triplet_mining=d.triplet_mining,
-        mining_pool=d.mining_pool,
-    )
+    fields = dict(source=str(data_root), train_pool=RealPairs(ds, train_pos), val=RealPairs(ds, val_pos),
+                  val_negative=val_neg,
+                  test_positive=RealPairs(ds, test_pos),
+                  test_negative=RealPairs(ds, test_neg, negative=True) if test_neg else None,
+                  split=split, seed=settings.seed, pairs_per_epoch=d.pairs_per_epoch)
+    return fields, ds
+
+
+def synthetic_sets(settings: TrainSettings, val_negatives: bool = False) -> dict:
+    """The fields of a :class:`RunData` on the synthetic set (train / val / test seeded apart); `val_negatives`:
+    also negative validation pairs (as many as positive ones)."""
+    d = settings.data
+    split_seed = split_seed_of(settings)
+    size = d.image_size
+    train = CachedDataset(SyntheticCoseg(d.synthetic_train_pairs, size, seed=derive_seed(split_seed, 10)),
+                          d.cache_images)
+    val = CachedDataset(SyntheticCoseg(d.synthetic_val_pairs, size, seed=derive_seed(split_seed, 11)))
+    test_pos = CachedDataset(SyntheticCoseg(d.synthetic_test_pairs, size, seed=derive_seed(split_seed, 12)))
+    n_neg = round(d.synthetic_test_pairs * d.synthetic_negative_fraction)
+    test_neg = (CachedDataset(SyntheticCoseg(n_neg, size, seed=derive_seed(split_seed, 13), negative_fraction=1.0))
+                if n_neg else None)
+    val_neg = (CachedDataset(SyntheticCoseg(d.synthetic_val_pairs, size, seed=derive_seed(split_seed, 14),
+                                            negative_fraction=1.0))
+               if val_negatives else None)
+    return dict(source="synthetic", train_pool=train, val=val, test_positive=test_pos, test_negative=test_neg,
+                split=None, seed=settings.seed, pairs_per_epoch=d.pairs_per_epoch, val_negative=val_neg)
 
 
 def check_run_items(dataset, indices, data_root) -> None:
     """Run `cosegkit data check`'s checks on every item a run will read; ValueError naming the first bad file
     (and how many more), so that a bad file stops the run before its first step, not after its last epoch."""
-    from cosegkit.data.check import check_items
-
     problems = check_items(dataset, indices)
     if problems:
         path, msg = problems[0]
         more = (f"; and {len(problems) - 1} more bad file(s) (`cosegkit data check {data_root}` lists all)"
                 if len(problems) > 1 else "")
         raise ValueError(f"bad file in {data_root}: {path}: {msg}{more}")
-
-
-class _CachedPairs(Sequence):
-    """Memoises a generated PairSample sequence (the synthetic generator costs more than a training step's
-    data work)."""
-
-    def __init__(self, pairs: Sequence, enabled: bool = True):
-        self.pairs, self.enabled, self._cache = pairs, enabled, {}
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, k):
-        k = int(k)
-        if not self.enabled:
-            return self.pairs[k]
-        item = self._cache.get(k)
-        if item is None:
-            item = self._cache[k] = self.pairs[k]
-        return item
-
-
-def _needs_val_negatives(settings: TrainSettings) -> bool:
-    return settings.threshold_selection == "val" and settings.model.family == "cosegnet"
-
-
-def _synthetic_negatives(pool: Sequence, seed: int) -> list[list[tuple[int, str]]]:
-    """For each positive synthetic pair k, the images (k2, side) sharing no category with either image of k:
-    the negative of a CoSegNet triplet must be negative to both anchor and positive (as cosegnet_triplets)."""
-    cats = [(set(pool[k]["categories_a"]), set(pool[k]["categories_b"])) for k in range(len(pool))]
-    out = []
-    for k, (ca, cb) in enumerate(cats):
-        forbidden = ca | cb
-        cand = [(k2, side) for k2 in range(len(pool)) if k2 != k
-                for side, c in (("a", cats[k2][0]), ("b", cats[k2][1])) if not c & forbidden]
-        if not cand:
-            raise ValueError(f"synthetic pair {k}: no image in the training set shares no category with it")
-        out.append(cand)
-    return out
-
-
-def _synthetic(settings: TrainSettings, split_seed: int) -> RunData:
-    from cosegkit.data.synthetic import SyntheticCoseg
-
-    d = settings.data
-    size = d.image_size
-    train = _CachedPairs(SyntheticCoseg(d.synthetic_train_pairs, size, seed=derive_seed(split_seed, 10)),
-                         d.cache_images)
-    val = _CachedPairs(SyntheticCoseg(d.synthetic_val_pairs, size, seed=derive_seed(split_seed, 11)))
-    test_pos = _CachedPairs(SyntheticCoseg(d.synthetic_test_pairs, size, seed=derive_seed(split_seed, 12)))
-    n_neg = round(d.synthetic_test_pairs * d.synthetic_negative_fraction)
-    test_neg = (_CachedPairs(SyntheticCoseg(n_neg, size, seed=derive_seed(split_seed, 13), negative_fraction=1.0))
-                if n_neg else None)
-    val_neg = (_CachedPairs(SyntheticCoseg(d.synthetic_val_pairs, size, seed=derive_seed(split_seed, 14),
-                                           negative_fraction=1.0))
-               if _needs_val_negatives(settings) else None)
-    data = RunData(
-        val_negative=val_neg,
-        family=settings.model.family,
-        source="synthetic",
-        train_pool=train,
-        val=val,
-        test_positive=test_pos,
-        test_negative=test_neg,
-        split=None,
-        seed=settings.seed,
-        pairs_per_epoch=d.pairs_per_epoch,
-        triplet_mining=d.triplet_mining,
-        mining_pool=d.mining_pool,
-    )
-    if data.family != "unet":
-        data.synthetic_negatives = _synthetic_negatives(train, split_seed)
-    return data

@@ -65,13 +65,6 @@ class Dist:
         torch_dist.all_gather_object(out, obj)
         return out
 
-    def broadcast_object(self, obj):
-        if not self.enabled:
-            return obj
-        box = [obj]
-        torch_dist.broadcast_object_list(box, src=0)
-        return box[0]
-
     def teardown(self) -> None:
         if self.owns_group and torch_dist.is_initialized():
             torch_dist.destroy_process_group()

@@ -4,7 +4,8 @@
   ... average Precision and Jaccard computed over all such pairs"; is_triplet_coseg §4.1.3: results resized back
   to the original resolution). Predictions are probabilities, mapped back with `resize_to_original` (bilinear,
   then threshold 0.5) and scored with `cosegkit.metrics.PairScores` (overall and per group).
-- CoSegNet's masks are gated by its decision network (§3.5: mask x thresholded decision).
+- CoSegNet's masks are gated by its decision network (§3.5: mask x thresholded decision), as its task's
+  prediction says (cosegkit.tasks: every family's prediction comes from its task).
 - Negative (outlier) pairs: the ground truth is empty for both images; we report the fraction of empty
   predicted masks for every model and the decision accuracy for models with a decision network. Precision /
   Jaccard on negative pairs follow metrics.py's empty-ground-truth convention.
@@ -22,10 +23,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cosegkit.metrics import PairScores
-from cosegkit.train.data import single_thread
+from cosegkit.data import load_dataset
+from cosegkit.data.pairs import RealPairs, count_negative_pairs
+from cosegkit.data.pairs import negative_pairs as draw_negative
+from cosegkit.data.pairs import positive_pairs as draw_positive
+from cosegkit.data.transforms import resize_to_original
+from cosegkit.metrics import PairScores, jaccard
+from cosegkit.models.cosegnet import decision_gate
+from cosegkit.tasks import build_run_data, task_for
+from cosegkit.train.data import CachedDataset, check_run_items, single_thread
 from cosegkit.train.distributed import Dist
+from cosegkit.train.modeling import eval_transform, load_trained_model
 from cosegkit.train.progress import show_bars
+from cosegkit.train.records import CONFIG_NAME, read_json, write_json
 
 __all__ = ["predict_pairs", "score_pairs", "evaluate_run", "select_thresholds", "THRESHOLD_GRID", "run_thresholds"]
 
@@ -53,8 +63,8 @@ def predict_pairs(model, family: str, pairs: Sequence, transform, device, indice
     Returns (k, packed pred_a, packed pred_b, (decision prob a, decision prob b) | None, ungated packed masks |
     None) per pair; the decision of the two sides differs only for a single-image CoSegNet.
     """
-    from cosegkit.train.modeling import predict_probabilities
-
+    task = task_for(family)
+    decision_threshold = threshold if decision_threshold is None else decision_threshold
     model.eval()
     out = []
     indices = list(indices)
@@ -68,28 +78,25 @@ def predict_pairs(model, family: str, pairs: Sequence, transform, device, indice
         if channels_last:
             a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            prob_a, prob_b, decision = predict_probabilities(model, family, a, b)
-        prob_a, prob_b = prob_a.float().cpu(), prob_b.float().cpu()
+            pred = task.predict(model, a, b, threshold=decision_threshold)
         with single_thread():
-            out += _finish_batch(ks, items, prob_a, prob_b, decision, threshold,
-                                 threshold if decision_threshold is None else decision_threshold)
+            out += _finish_batch(ks, items, pred, threshold, decision_threshold)
     return out
 
 
-def _finish_batch(ks, items, prob_a, prob_b, decision, threshold: float, decision_threshold: float) -> list[tuple]:
-    from cosegkit.data.transforms import resize_to_original
-
+def _finish_batch(ks, items, pred, threshold: float, decision_threshold: float) -> list[tuple]:
+    prob_a, prob_b = pred.prob_a.float().cpu(), pred.prob_b.float().cpu()
     out = []
     for j, (k, it) in enumerate(zip(ks, items, strict=True)):
         pa = resize_to_original(prob_a[j], it["orig_size_a"], threshold=threshold)
         pb = resize_to_original(prob_b[j], it["orig_size_b"], threshold=threshold)
-        if decision is None:
+        if not pred.has_decision:
             out.append((k, _pack(pa), _pack(pb), None, None))
             continue
         # cosegnet §3.5: masks gated by the thresholded decision; the ungated masks are kept for diagnostics
-        dps = (float(decision[0][j]), float(decision[1][j]))
-        ga = pa if dps[0] > decision_threshold else np.zeros_like(pa)
-        gb = pb if dps[1] > decision_threshold else np.zeros_like(pb)
+        dps = (float(pred.decision_a[j]), float(pred.decision_b[j]))
+        ga = pa if decision_gate(dps[0], decision_threshold) else np.zeros_like(pa)
+        gb = pb if decision_gate(dps[1], decision_threshold) else np.zeros_like(pb)
         out.append((k, _pack(ga), _pack(gb), dps, (_pack(pa), _pack(pb))))
     return out
 
@@ -130,7 +137,7 @@ def score_pairs(model, family: str, pairs: Sequence, transform, device, dist: Di
                 ungated.add(_unpack(raw[s]), gt, group)
         for dp in dps or ():
             decisions += 1
-            correct += int((dp > decision_threshold) == (not negative))
+            correct += int(decision_gate(dp, decision_threshold) == (not negative))
     summary = scores.summary()
     summary["n_pairs"] = len(gathered)
     summary["empty_fraction"] = empty / (2 * len(gathered))
@@ -161,9 +168,7 @@ def _val_statistics(model, family: str, pairs: Sequence, transform, device, indi
                     amp: bool, channels_last: bool) -> tuple[list[list[float]], list[float]]:
     """Per image of the pairs `indices`: its Jaccard at every grid threshold (ungated masks, mapped back to the
     original size as evaluation does); and every decision probability (both sides of each pair)."""
-    from cosegkit.metrics import jaccard
-    from cosegkit.train.modeling import predict_probabilities
-
+    task = task_for(family)
     model.eval()
     per_image, decisions = [], []
     indices = list(indices)
@@ -176,16 +181,16 @@ def _val_statistics(model, family: str, pairs: Sequence, transform, device, indi
         if channels_last:
             a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            prob_a, prob_b, decision = predict_probabilities(model, family, a, b)
-        prob_a, prob_b = prob_a.float().cpu(), prob_b.float().cpu()
+            pred = task.predict(model, a, b)
+        prob_a, prob_b = pred.prob_a.float().cpu(), pred.prob_b.float().cpu()
         with single_thread():
             for j, (k, it) in enumerate(zip(ks, items, strict=True)):
                 for side, prob in (("a", prob_a[j]), ("b", prob_b[j])):
                     gt = np.asarray(pairs[k][f"mask_{side}"], dtype=bool)
                     up = _upsample(prob, it[f"orig_size_{side}"])  # resized once, thresholded per grid point
                     per_image.append([jaccard(up > t, gt) for t in grid])
-                if decision is not None:
-                    decisions += [float(decision[0][j]), float(decision[1][j])]
+                if pred.has_decision:
+                    decisions += [float(pred.decision_a[j]), float(pred.decision_b[j])]
     return per_image, decisions
 
 
@@ -244,8 +249,6 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
 def run_thresholds(run_dir, settings) -> tuple[float, float]:
     """(mask threshold, decision threshold) a finished run's predictions use: the ones its training chose on
     validation (results.json "thresholds" with selected_on "val"), else the settings' eval_threshold for both."""
-    from cosegkit.train.records import read_json
-
     path = Path(run_dir) / "results.json"
     chosen = read_json(path).get("thresholds") if path.is_file() else None
     if not chosen or chosen.get("selected_on") != "val":
@@ -268,9 +271,6 @@ def evaluate_run(run_dir, data_root=None, dataset: str | None = None, max_pairs_
     Every image and mask is checked before the first prediction. Writes `evaluation_<name>.json` in the run dir
     and returns the report (with its `path`).
     """
-    from cosegkit.train.engine import CONFIG_NAME, load_trained_model
-    from cosegkit.train.records import read_json
-
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, got {seed!r}")
     if negative_pairs is not None and negative_pairs < 0:
@@ -285,39 +285,13 @@ def evaluate_run(run_dir, data_root=None, dataset: str | None = None, max_pairs_
     settings, model, dev = load_trained_model(run_dir, device=device)
     family = settings.model.family
     mask_t, decision_t = run_thresholds(run_dir, settings)
-    from cosegkit.train.modeling import eval_transform
-
     transform = eval_transform(settings, model)
-    note = None
     if data_root is None:
-        from cosegkit.train.data import build_run_data
-
         data = build_run_data(settings, None)
-        pos, neg, name = data.test_positive, data.test_negative, "synthetic"
+        pos, neg, name, note = data.test_positive, data.test_negative, "synthetic", None
     else:
-        from cosegkit.data import load_dataset
-        from cosegkit.data.pairs import RealPairs, count_negative_pairs
-        from cosegkit.data.pairs import negative_pairs as draw_negative
-        from cosegkit.data.pairs import positive_pairs as draw_positive
-        from cosegkit.train.data import CachedDataset, check_run_items
-
-        ds = CachedDataset(load_dataset(dataset or settings.data.dataset, data_root))
-        check_run_items(ds, range(len(ds)), data_root)
-        pos = RealPairs(ds, draw_positive(ds, None, seed=seed, max_pairs_per_group=max_pairs_per_group))
-        available = count_negative_pairs(ds)
-        if negative_pairs is None:
-            n_neg = min(len(pos), 1000, available)
-        elif negative_pairs > available:
-            raise ValueError(f"--negative-pairs {negative_pairs}: only {available} exist among the {len(ds)} "
-                             f"images of {data_root}; pass --negative-pairs {available} or fewer")
-        else:
-            n_neg = negative_pairs
-        if available == 0:
-            n_groups = len({ds.group_of(i) for i in range(len(ds))})
-            note = ("no negative pair can be formed: " +
-                    ("one group" if n_groups == 1 else "every image shares a group with every other"))
-        neg = RealPairs(ds, draw_negative(ds, None, n=n_neg, seed=seed), negative=True) if n_neg else None
-        name = Path(data_root).resolve().name
+        pos, neg, name, note = _folder_pairs(dataset or settings.data.dataset, data_root, seed,
+                                             max_pairs_per_group, negative_pairs)
     if len(pos) == 0:
         raise ValueError(f"{data_root or 'the synthetic test set'}: no positive pair to score (every group needs "
                          "at least 2 distinct images)")
@@ -337,8 +311,30 @@ def evaluate_run(run_dir, data_root=None, dataset: str | None = None, max_pairs_
     if note is not None:
         report["negative_note"] = note
     path = run_dir / f"evaluation_{name}.json"
-    from cosegkit.train.records import write_json
-
     write_json(path, report)
     report["path"] = str(path)
     return json.loads(json.dumps(report))
+
+
+def _folder_pairs(dataset: str, data_root, seed: int, max_pairs_per_group: int | None,
+                  negative_pairs: int | None) -> tuple:
+    """(positive pairs, negative pairs or None, the folder's name, a note when no negative pair exists) over every
+    image of a dataset folder, every image and mask checked first."""
+    note = None
+    ds = CachedDataset(load_dataset(dataset, data_root))
+    check_run_items(ds, range(len(ds)), data_root)
+    pos = RealPairs(ds, draw_positive(ds, None, seed=seed, max_pairs_per_group=max_pairs_per_group))
+    available = count_negative_pairs(ds)
+    if negative_pairs is None:
+        n_neg = min(len(pos), 1000, available)
+    elif negative_pairs > available:
+        raise ValueError(f"--negative-pairs {negative_pairs}: only {available} exist among the {len(ds)} "
+                         f"images of {data_root}; pass --negative-pairs {available} or fewer")
+    else:
+        n_neg = negative_pairs
+    if available == 0:
+        n_groups = len({ds.group_of(i) for i in range(len(ds))})
+        note = ("no negative pair can be formed: " +
+                ("one group" if n_groups == 1 else "every image shares a group with every other"))
+    neg = RealPairs(ds, draw_negative(ds, None, n=n_neg, seed=seed), negative=True) if n_neg else None
+    return pos, neg, Path(data_root).resolve().name, note

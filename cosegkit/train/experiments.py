@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from cosegkit.tasks import task_for
 from cosegkit.train.profiles import Profile, get_profile
 from cosegkit.train.settings import TrainSettings, apply_overrides
 
@@ -49,36 +50,13 @@ class Experiment:
         if isinstance(profile, str):
             profile = get_profile(profile)
         loss = replace(profile.loss, seg=self.seg, dml=self.dml)
-        if self.family == "unet":
-            model = replace(profile.unet_model, single_image=self.single_image, head=self.head)
-            data = replace(profile.unet_data, dataset=dataset)
-            optim = profile.unet_optim
-            if self.dml == "istriplet" and not self.shared_lr:
-                optim = replace(optim, lr=profile.unet_lr_istriplet)
-            epochs = profile.unet_claim_epochs if self.claim else profile.unet_epochs
-        else:
-            model = replace(
-                profile.cosegnet_model,
-                family=self.family,
-                metric_layer=self.metric_layer or profile.cosegnet_model.metric_layer,
-                single_image=self.single_image,
-            )
-            data = replace(profile.cosegnet_data, dataset=dataset)
-            if self.family == "cosegnet-base":  # no metric embedding to mine negatives with
-                data = replace(data, triplet_mining="random")
-            optim = profile.cosegnet_optim
-            if dataset == "internet":
-                optim = replace(optim, weight_decay=profile.cosegnet_weight_decay_internet)
-            epochs = profile.cosegnet_claim_epochs if self.claim else profile.cosegnet_epochs
+        sections = task_for(self.family).experiment_sections(self, profile, dataset)  # model, data, optim, epochs
         return TrainSettings(
             experiment=self.name,
             profile=profile.name,
             description=self.description,
-            model=model,
             loss=loss,
-            optim=optim,
-            data=data,
-            epochs=epochs,
+            **sections,
             seed=seed,
             num_threads=profile.num_threads,
             threshold_selection=profile.threshold_selection,

@@ -1,4 +1,5 @@
-"""Run records: run.json (config, git commit, seed, package versions, wall time) and metrics.csv (per epoch).
+"""Run records: config.json (settings, git commit, seed, package versions, wall time), metrics.csv (per epoch),
+results.json (the test report), and `RunResult`, a finished run as read back or returned by the trainer.
 
 Both files are rewritten whole and atomically (temp file + os.replace) so that a run killed at any instant
 leaves either the old or the new version, never half a file; on --resume the CSV is rewritten from the
@@ -14,10 +15,19 @@ import os
 import platform
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from cosegkit.tasks import task_for
+from cosegkit.train.settings import TrainSettings
+
 __all__ = [
+    "CONFIG_NAME",
+    "RESULTS_NAME",
+    "CSV_NAME",
+    "RunResult",
+    "format_commit",
     "atomic_write_text",
     "write_json",
     "read_json",
@@ -28,17 +38,42 @@ __all__ = [
     "csv_columns",
 ]
 
-# Columns common to every run; loss terms of the family go between "loss" and "lr".
+CONFIG_NAME = "config.json"
+RESULTS_NAME = "results.json"
+CSV_NAME = "metrics.csv"
+
+# Columns common to every run; loss terms of the family (its task's loss_terms) go between "loss" and "lr".
 CSV_COLUMNS = ("epoch", "loss", "lr", "lambda", "val_precision", "val_jaccard", "seconds")
-LOSS_TERMS = {
-    "unet": ("loss_seg", "loss_dml"),
-    "cosegnet": ("loss_l1", "loss_l2", "loss_l3"),
-    "cosegnet-base": ("loss_l1",),
-}
 
 
 def csv_columns(family: str) -> list[str]:
-    return ["epoch", "loss", *LOSS_TERMS[family], "lr", "lambda", "val_precision", "val_jaccard", "seconds"]
+    return ["epoch", "loss", *task_for(family).loss_terms, "lr", "lambda", "val_precision", "val_jaccard",
+            "seconds"]
+
+
+@dataclass
+class RunResult:
+    """A run: its folder, settings, per-epoch history, test report (results.json) and wall time."""
+
+    run_dir: Path
+    settings: TrainSettings
+    history: list[dict]
+    test: dict | None
+    wall_time_s: float
+    resumed: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def experiment(self) -> str:
+        return self.settings.experiment
+
+    @property
+    def precision(self) -> float:
+        return self.test["positive"]["precision"]
+
+    @property
+    def jaccard(self) -> float:
+        return self.test["positive"]["jaccard"]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -90,6 +125,15 @@ def git_commit() -> dict:
     if commit.returncode != 0:
         return {"commit": "unknown", "dirty": None}
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def format_commit(record: dict | None) -> str:
+    """How reports name a commit: a :func:`git_commit` record (as stored in config.json's ``git``) as its first 10
+    hex digits, with ``+dirty`` when tracked files had changed; ``unknown`` outside git or without a record."""
+    commit = (record or {}).get("commit", "unknown")
+    if commit == "unknown":
+        return "unknown"
+    return commit[:10] + ("+dirty" if record.get("dirty") else "")
 
 
 def package_versions() -> dict:

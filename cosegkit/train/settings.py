@@ -207,7 +207,6 @@ class TrainSettings:
     # thresholds); see cosegkit.train.evaluate.select_thresholds
     threshold_selection: str = "fixed"
     deviations: tuple[str, ...] = ()  # documented differences from the paper's own settings
-    fault_sigkill_step: int | None = None  # testing only: SIGKILL this process before global step N
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -248,8 +247,12 @@ def _from_dict(cls, data: dict):
     return cls(**{k: _coerce(v, hints[k]) for k, v in data.items()})
 
 
+# Fields that TrainSettings no longer has; config.json files written before their removal still carry them.
+RETIRED_FIELDS = {"fault_sigkill_step": None}  # a test-only hook, now passed to train(on_step=...) by the tests
+
+
 def settings_from_dict(data: dict) -> TrainSettings:
-    return _from_dict(TrainSettings, data)
+    return _from_dict(TrainSettings, {k: v for k, v in data.items() if k not in RETIRED_FIELDS})
 
 
 def _type_name(annotation) -> str:
