@@ -23,7 +23,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill injects its own values after this cell).
-profile = "smoke"  # smoke, cpu or paper
+profile = "smoke"  # a name from cosegkit.train.profiles.list_profiles()
 data_root = ""  # PASCAL-VOC co-segmentation folder; empty means the embedded synthetic set
 image_size = None  # None keeps the image size of the profile
 epochs = None  # None keeps the number of epochs of the profile
@@ -35,7 +35,7 @@ output_dir = "runs/notebooks"  # relative paths are taken from the repository; c
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cosegkit import companion, plots
+from cosegkit import figures, notebook_params, tables
 from cosegkit.data import (
     RealPairs,
     SyntheticCoseg,
@@ -45,13 +45,12 @@ from cosegkit.data import (
     positive_pairs,
     split_indices,
 )
-from cosegkit.metrics import jaccard
 
-companion.check_profile(profile)  # an unknown profile stops here, before any work
-out = companion.repo_path(output_dir)  # relative paths: from the repository, whatever papermill's cwd
-data_root = str(companion.repo_path(data_root)) if data_root else None
-dataset_name = "PASCAL-VOC co-seg" if data_root else "SyntheticCoseg"
-overrides = companion.overrides_from(image_size, epochs, device)
+notebook_params.check_profile(profile)  # an unknown profile stops here, before any work
+out = notebook_params.repo_path(output_dir)  # relative paths: from the repository, whatever papermill's cwd
+data_root = notebook_params.resolve_root(data_root)  # None: the embedded synthetic set
+dataset_name = notebook_params.dataset_name(data_root)
+overrides = notebook_params.overrides_from(image_size, epochs, device)
 pd.set_option("display.precision", 3)
 
 # %% [markdown]
@@ -64,20 +63,10 @@ pd.set_option("display.precision", 3)
 
 # %%
 synthetic = SyntheticCoseg(n_pairs=64, size=image_size or 128, seed=seeds[0], negative_fraction=0.25)
-shown = [synthetic[i] for i in range(6)]
-fig = plots.show_pairs(shown, titles=[f"{s['category'] or 'negative pair'}" for s in shown])
-plots.save_figure(fig, out, "00_synthetic_pairs")
+figures.save("00_synthetic_pairs", out, [synthetic[i] for i in range(6)])
 
 # %%
-rows = []
-for i in range(len(synthetic)):
-    sample = synthetic[i]
-    if sample["label"] == 1:
-        for side in ("a", "b"):
-            rows.append(jaccard(sample[f"objects_{side}"], sample[f"mask_{side}"]))
-saliency = pd.DataFrame({"statistic": ["positive images", "mean Jaccard of 'every object'", "max"],
-                         "value": [len(rows), sum(rows) / len(rows), max(rows)]})
-display(saliency)
+display(tables.every_object_saliency(synthetic))
 
 # %% [markdown]
 # ## The real set (with `data_root`)
@@ -97,8 +86,6 @@ if data_root:
     print(f"test pairs: {len(test_pos)} positive (every pair within each group), {len(test_neg)} negative shown")
     samples = [test_pos[i] for i in range(0, len(test_pos), max(1, len(test_pos) // 4))][:4]
     samples += [test_neg[i] for i in range(2)]
-    titles = [f"{s['group_a']} / {s['group_b']}" for s in samples]
-    fig = plots.show_pairs(samples, titles=titles)
-    plots.save_figure(fig, out, "00_voc_pairs")
+    figures.save("00_voc_pairs", out, samples)
 else:
     display(Markdown("No `data_root` given: the real-data part is skipped."))

@@ -24,7 +24,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill injects its own values after this cell).
-profile = "smoke"  # smoke, cpu or paper
+profile = "smoke"  # a name from cosegkit.train.profiles.list_profiles()
 data_root = ""  # PASCAL-VOC co-segmentation folder; empty means the embedded synthetic set
 image_size = None  # None keeps the image size of the profile
 epochs = None  # None keeps the number of epochs of the profile
@@ -33,36 +33,27 @@ device = "auto"  # auto, cpu or cuda
 output_dir = "runs/notebooks"  # relative paths are taken from the repository; cosegkit reproduce passes results/
 
 # %%
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from IPython.display import display
-from sklearn.metrics import adjusted_rand_score
 
-from cosegkit import companion, plots
-from cosegkit.cluster import mean_shift
+from cosegkit import figures, notebook_params, tables
 from cosegkit.data import SyntheticCoseg
-from cosegkit.report import write_table
 from cosegkit.samplers import sample_fg_bg_pixels
-from cosegkit.toy import TOY_LOSSES, class_gap, optimise_points, two_class_points
+from cosegkit.toy import TOY_LOSSES, optimise_points, two_class_points
 
-companion.check_profile(profile)  # an unknown profile stops here, before any work
-out = companion.repo_path(output_dir)  # relative paths: from the repository, whatever papermill's cwd
-data_root = str(companion.repo_path(data_root)) if data_root else None
-dataset_name = "PASCAL-VOC co-seg" if data_root else "SyntheticCoseg"
-overrides = companion.overrides_from(image_size, epochs, device)
+notebook_params.check_profile(profile)  # an unknown profile stops here, before any work
+out = notebook_params.repo_path(output_dir)  # relative paths: from the repository, whatever papermill's cwd
+data_root = notebook_params.resolve_root(data_root)  # None: the embedded synthetic set
+dataset_name = notebook_params.dataset_name(data_root)
+overrides = notebook_params.overrides_from(image_size, epochs, device)
 pd.set_option("display.precision", 3)
 
 # %%
 points, labels = two_class_points(n_per_class=60, seed=seeds[0])
 histories = {name: optimise_points(name, points, labels, steps=100, snapshots=4, seed=seeds[0])
              for name in TOY_LOSSES}
-fig, axes = plt.subplots(len(TOY_LOSSES), 4, figsize=(12, 3 * len(TOY_LOSSES)), squeeze=False)
-for row, (name, history) in enumerate(histories.items()):
-    for col, (step, xy, loss) in enumerate(history):
-        plots.plot_embedding_2d(xy, labels, ax=axes[row, col], title=f"{name}: step {step}, loss {loss:.3f}")
-fig.tight_layout()
-plots.save_figure(fig, out, "01_toy_losses")
+figures.save("01_toy_losses", out, histories, labels)
 
 # %% [markdown]
 # IS-Triplet pushes the two classes apart until the margin m = 3 holds on the sampled rows, then stops (a
@@ -70,15 +61,8 @@ plots.save_figure(fig, out, "01_toy_losses")
 # Group Loss only needs the refined label assignment to be right, so it separates less.
 
 # %%
-summary = pd.DataFrame([
-    {"loss": name, "first loss": h[0][2], "last loss": h[-1][2],
-     "class-mean distance before": class_gap(points, labels), "class-mean distance after": class_gap(h[-1][1], labels),
-     "mean-shift ARI after": adjusted_rand_score(labels, mean_shift(torch.tensor(h[-1][1]), bandwidth=0.5).numpy())}
-    for name, h in histories.items()
-])
-display(summary)
-write_table(summary, out, "01_toy_losses", "Toy 2-D embeddings: each loss's effect (gradient descent on points)", None,
-            notes=f"Deterministic toy problem (seed {seeds[0]}); no dataset.")
+summary = tables.write_toy_losses_table(histories, points, labels, out, seed=seeds[0])
+display(summary.frame)
 
 # %% [markdown]
 # ## The K-foreground / K-background sampler (IS-Triplet §3.2, Fig. 2)
@@ -89,12 +73,5 @@ write_table(summary, out, "01_toy_losses", "Toy 2-D embeddings: each loss's effe
 # %%
 sample = SyntheticCoseg(n_pairs=1, size=image_size or 128, seed=seeds[0])[0]
 mask = torch.as_tensor(sample["mask_a"])[None]
-k = 150
-drawn = sample_fg_bg_pixels(mask, k=k, generator=torch.Generator().manual_seed(seeds[0]))
-n = int(drawn["counts"][0])
-fig, axes = plt.subplots(1, 2, figsize=(8, 4))
-plots.plot_sampled_pixels(sample["image_a"], sample["mask_a"], drawn["f1"][0, :n], drawn["b1"][0, :n], ax=axes[0],
-                          title=f"F1 and B1 (K={n})")
-plots.plot_sampled_pixels(sample["image_a"], sample["mask_a"], drawn["f2"][0, :n], drawn["b2"][0, :n], ax=axes[1],
-                          title="F2 and B2: independent draws")
-plots.save_figure(fig, out, "01_sampler")
+drawn = sample_fg_bg_pixels(mask, k=150, generator=torch.Generator().manual_seed(seeds[0]))
+figures.save("01_sampler", out, sample, drawn)

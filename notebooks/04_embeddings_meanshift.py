@@ -25,7 +25,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill injects its own values after this cell).
-profile = "smoke"  # smoke, cpu or paper
+profile = "smoke"  # a name from cosegkit.train.profiles.list_profiles()
 data_root = ""  # PASCAL-VOC co-segmentation folder; empty means the embedded synthetic set
 image_size = None  # None keeps the image size of the profile
 epochs = None  # None keeps the number of epochs of the profile
@@ -35,33 +35,28 @@ output_dir = "runs/notebooks"  # relative paths are taken from the repository; c
 n_images = 4  # test images to embed and cluster
 
 # %%
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 from IPython.display import display
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
-from sklearn.metrics import adjusted_rand_score
 
-from cosegkit import companion, plots
-from cosegkit.cluster import mean_shift
-from cosegkit.report import write_table
+from cosegkit import figures, notebook_params, tables
+from cosegkit.cluster import cluster_pixel_embedding
+from cosegkit.companion import pixel_embeddings, run_experiments, test_samples
 
-companion.check_profile(profile)  # an unknown profile stops here, before any work
-out = companion.repo_path(output_dir)  # relative paths: from the repository, whatever papermill's cwd
-data_root = str(companion.repo_path(data_root)) if data_root else None
-dataset_name = "PASCAL-VOC co-seg" if data_root else "SyntheticCoseg"
-overrides = companion.overrides_from(image_size, epochs, device)
+notebook_params.check_profile(profile)  # an unknown profile stops here, before any work
+out = notebook_params.repo_path(output_dir)  # relative paths: from the repository, whatever papermill's cwd
+data_root = notebook_params.resolve_root(data_root)  # None: the embedded synthetic set
+dataset_name = notebook_params.dataset_name(data_root)
+overrides = notebook_params.overrides_from(image_size, epochs, device)
 pd.set_option("display.precision", 3)
 
 # %%
 losses = {"discriminative": "pixel-dml-discriminative", "IS-Triplet": "pixel-dml-istriplet"}
-results = companion.run_experiments(losses.values(), profile, out, data_root=data_root, seeds=seeds[:1],
-                                    overrides={**overrides, "data.split_seed": seeds[0]})
+results = run_experiments(losses.values(), profile, out, data_root=data_root, seeds=seeds[:1],
+                          overrides={**overrides, "data.split_seed": seeds[0]})
 by_name = {r.experiment: r for r in results}
-positive, _ = companion.test_samples(results[0], n_positive=n_images, n_negative=0)
-embedded = {loss: companion.pixel_embeddings(by_name[name], positive) for loss, name in losses.items()}
+positive, _ = test_samples(results[0], n_positive=n_images, n_negative=0)
+embedded = {loss: pixel_embeddings(by_name[name], positive) for loss, name in losses.items()}
 
 # %% [markdown]
 # Mean-shift bandwidth: the discriminative loss is trained so each cluster lies within δv = 0.5 of its
@@ -72,50 +67,13 @@ embedded = {loss: companion.pixel_embeddings(by_name[name], positive) for loss, 
 
 # %%
 bandwidths = {"discriminative": 0.5, "IS-Triplet": 1.5}
-generator = torch.Generator().manual_seed(seeds[0])
-cluster_maps = {loss: [] for loss in embedded}
-rows = []
-fig, axes = plt.subplots(len(embedded) * 2, len(positive), figsize=(2.6 * len(positive), 5.2 * len(embedded)),
-                         squeeze=False)
-for row, (loss, items) in enumerate(embedded.items()):
-    for col, item in enumerate(items):
-        h, w, d = item["embedding"].shape
-        pixels = torch.from_numpy(item["embedding"].reshape(-1, d))
-        start = pixels[torch.randperm(len(pixels), generator=generator)[:256]]
-        labels = mean_shift(pixels, bandwidth=bandwidths[loss], seeds=start)
-        clusters = labels.numpy().reshape(h, w)
-        cluster_maps[loss].append(clusters)
-        ari = adjusted_rand_score(item["mask"].ravel(), clusters.ravel())
-        rows.append({"loss": loss, "image": col, "clusters": int(clusters.max()) + 1, "ARI": ari})
-        axes[2 * row, col].imshow(plots.overlay_mask(item["image"], item["mask"]))
-        axes[2 * row, col].set_title(f"{loss}: truth", fontsize=8)
-        axes[2 * row + 1, col].imshow(plots.paint_clusters(item["image"], clusters))
-        axes[2 * row + 1, col].set_title(f"mean-shift: {clusters.max() + 1} clusters, ARI {ari:.2f}", fontsize=8)
-for ax in axes.ravel():
-    ax.set_axis_off()
-fig.tight_layout()
-plots.save_figure(fig, out, "04_meanshift_clusters")
-quality = pd.DataFrame(rows).groupby("loss", as_index=False).agg(images=("image", "count"),
-                                                                  mean_clusters=("clusters", "mean"),
-                                                                  mean_ARI=("ARI", "mean"))
-write_table(quality, out, "04_cluster_quality", "Mean-shift cluster quality per pixel loss (ARI vs ground truth)",
-            companion.provenance_for(results, dataset_name, profile))
-display(quality)
+generator = torch.Generator().manual_seed(seeds[0])  # one stream for every image's seeds, in order
+cluster_maps = {loss: [cluster_pixel_embedding(item["embedding"], bandwidths[loss], generator) for item in items]
+                for loss, items in embedded.items()}
+figures.save("04_meanshift_clusters", out, embedded, cluster_maps)
+quality = tables.write_cluster_quality(embedded, cluster_maps, out, tables.provenance_for(results, dataset_name,
+                                                                                          profile))
+display(quality.frame)
 
 # %%
-fig, axes = plt.subplots(len(embedded), 3, figsize=(12, 4 * len(embedded)), squeeze=False)
-for row, (loss, items) in enumerate(embedded.items()):
-    points = np.concatenate([it["embedding"].reshape(-1, it["embedding"].shape[-1]) for it in items])
-    truth = np.concatenate([it["mask"].ravel() for it in items]).astype(int)
-    found = np.minimum(np.concatenate([c.ravel() for c in cluster_maps[loss]]), 5)
-    keep = np.random.default_rng(seeds[0]).choice(len(points), min(len(points), 1000), replace=False)
-    pca = PCA(n_components=2, random_state=seeds[0]).fit_transform(points[keep])
-    tsne = TSNE(n_components=2, init="pca", perplexity=30, random_state=seeds[0]).fit_transform(points[keep])
-    plots.plot_embedding_2d(pca, truth[keep], ax=axes[row, 0], title=f"{loss}: PCA, ground truth",
-                            label_names=plots.FG_BG_NAMES)
-    plots.plot_embedding_2d(tsne, truth[keep], ax=axes[row, 1], title=f"{loss}: t-SNE, ground truth",
-                            label_names=plots.FG_BG_NAMES)
-    plots.plot_embedding_2d(tsne, found[keep], ax=axes[row, 2],
-                            title=f"{loss}: t-SNE, mean-shift cluster (0 = largest, 5 = sixth or later)")
-fig.tight_layout()
-plots.save_figure(fig, out, "04_embeddings_projected")
+figures.save("04_embeddings_projected", out, embedded, cluster_maps, seeds[0])

@@ -26,7 +26,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill injects its own values after this cell).
-profile = "smoke"  # smoke, cpu or paper
+profile = "smoke"  # a name from cosegkit.train.profiles.list_profiles()
 data_root = ""  # PASCAL-VOC co-segmentation folder; empty means the embedded synthetic set
 image_size = None  # None keeps the image size of the profile
 epochs = None  # None keeps the number of epochs of the profile
@@ -38,37 +38,25 @@ output_dir = "runs/notebooks"  # relative paths are taken from the repository; c
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cosegkit import companion
-from cosegkit.report import write_table
+from cosegkit import notebook_params, tables
+from cosegkit.companion import run_experiments
 
-companion.check_profile(profile)  # an unknown profile stops here, before any work
-out = companion.repo_path(output_dir)  # relative paths: from the repository, whatever papermill's cwd
-data_root = str(companion.repo_path(data_root)) if data_root else None
-dataset_name = "PASCAL-VOC co-seg" if data_root else "SyntheticCoseg"
-overrides = companion.overrides_from(image_size, epochs, device)
+notebook_params.check_profile(profile)  # an unknown profile stops here, before any work
+out = notebook_params.repo_path(output_dir)  # relative paths: from the repository, whatever papermill's cwd
+data_root = notebook_params.resolve_root(data_root)  # None: the embedded synthetic set
+dataset_name = notebook_params.dataset_name(data_root)
+overrides = notebook_params.overrides_from(image_size, epochs, device)
 pd.set_option("display.precision", 3)
 
 # %%
 experiments = ["pixel-dml-none", "pixel-dml-istriplet", "pixel-dml-discriminative", "pixel-dml-group",
                "pixel-dml-single-image"]
 one_split = {**overrides, "data.split_seed": seeds[0]}
-results = companion.run_experiments(experiments, profile, out, data_root=data_root, seeds=seeds, overrides=one_split)
-runs = companion.runs_frame(results)
-agg = companion.aggregate_seeds(runs)
-gain = companion.add_gain_over_baseline(runs, "pixel-dml-single-image")
-is_triplet = companion.add_gain_over_baseline(runs, "pixel-dml-none").set_index("experiment")
-table = agg.merge(gain, on="experiment")
-table["experiment"] = table["experiment"].replace({"pixel-dml-single-image": companion.SINGLE_IMAGE_LABEL})
-table = table[["experiment", "n_seeds", "test_P", "test_P_ci95", "test_J", "test_J_ci95", "gain_test_J",
-               "gain_test_J_ci95", "train_min"]]
-write_table(table, out, "pixel_dml_comparison", "Pixel-DML comparison (one split, several seeds)",
-            companion.provenance_for(results, dataset_name, profile),
-            notes="Values are means over seeds with 95% Student-t CI half-widths; the gain is paired by seed. Every "
-                  "row, the single-image baseline included, uses the embedding head (Fig. 1b) and the same lr.")
-display(Markdown((out / "tables" / "pixel_dml_comparison.md").read_text()))
-effect = is_triplet.loc["pixel-dml-istriplet"]
-print(f"IS-Triplet effect (Dice + IS-Triplet - Dice, paired by seed, {len(seeds)} seed(s)): "
-      f"ΔJ {effect.gain_test_J:+.3f} ± {effect.gain_test_J_ci95:.3f} (95% CI)")
+results = run_experiments(experiments, profile, out, data_root=data_root, seeds=seeds, overrides=one_split)
+runs = tables.runs_frame(results)
+table = tables.write_pixel_dml_comparison(runs, out, tables.provenance_for(results, dataset_name, profile))
+display(Markdown(table.markdown.read_text()))
+print(tables.is_triplet_effect_line(runs, n_seeds=len(seeds)))
 
 # %% [markdown]
 # ## The synthetic benchmark: where the pair must matter
@@ -78,17 +66,7 @@ print(f"IS-Triplet effect (Dice + IS-Triplet - Dice, paired by seed, {len(seeds)
 
 # %%
 bench = ["unet-single-image", "unet-dice", "cosegnet-single-image", "cosegnet"]
-synthetic = companion.run_experiments(bench, profile, out, data_root=None, seeds=seeds[:1], overrides=overrides)
-srun = companion.runs_frame(synthetic).set_index("experiment")
-rows = []
-for family, single, pair in (("SiameseUNet", "unet-single-image", "unet-dice"),
-                             ("CoSegNet", "cosegnet-single-image", "cosegnet")):
-    for name, label in ((single, companion.SINGLE_IMAGE_LABEL), (pair, "co-segmentation")):
-        rows.append({"family": family, "model": label, "test P": srun.loc[name, "test_P"],
-                     "test J": srun.loc[name, "test_J"], "ΔJ vs single-image": srun.loc[name, "test_J"] -
-                     srun.loc[single, "test_J"], "outlier pairs: empty masks": srun.loc[name, "neg_empty_fraction"],
-                     "outlier pairs: decision accuracy": srun.loc[name, "decision_accuracy"]})
-bench_table = pd.DataFrame(rows)
-write_table(bench_table, out, "synthetic_pair_benchmark", "Synthetic benchmark: does the model use the partner image?",
-            companion.provenance_for(synthetic, "SyntheticCoseg", profile))
-display(Markdown((out / "tables" / "synthetic_pair_benchmark.md").read_text()))
+synthetic = run_experiments(bench, profile, out, data_root=None, seeds=seeds[:1], overrides=overrides)
+bench_table = tables.write_synthetic_pair_benchmark(
+    synthetic, out, tables.provenance_for(synthetic, notebook_params.dataset_name(None), profile))
+display(Markdown(bench_table.markdown.read_text()))

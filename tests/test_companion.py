@@ -2,7 +2,8 @@
 
 import pytest
 
-from cosegkit.companion import data_tag, run_dir_for, run_experiments, run_key
+from cosegkit.companion import run_dir_for, run_experiments, run_key
+from cosegkit.notebook_params import data_tag
 from cosegkit.train.experiments import build_settings
 
 # Two registered experiments that differ only in name: the pixel-DML comparison's "no DML" row is the like-for-like
