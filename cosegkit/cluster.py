@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["bin_seeds", "mean_shift"]
+__all__ = ["bin_seeds", "mean_shift", "cluster_pixel_embedding"]
 
 
 def _check_number(value: object, name: str, minimum: float, integer: bool = False) -> None:
@@ -212,3 +212,17 @@ def mean_shift(
     for j in range(0, points.shape[0], step):
         labels[j:j + step] = _sq_dist(points[j:j + step], points_sq[j:j + step], centers, centers_sq).argmin(1)
     return (labels, centers) if return_centers else labels
+
+
+def cluster_pixel_embedding(embedding: np.ndarray, bandwidth: float, generator: torch.Generator,
+                            n_seeds: int = 256) -> np.ndarray:
+    """Mean-shift clusters of an (H, W, D) pixel embedding as an (H, W) label map (0 = strongest mode).
+
+    Seeds are ``n_seeds`` random pixels drawn with ``generator`` (sklearn's ``seeds=``): grid-bin seeding can
+    find no seed at all in 64 dimensions, where a bin centre may lie farther than the bandwidth from every point
+    in its bin. The embedding is not normalised.
+    """
+    h, w, d = embedding.shape
+    pixels = torch.from_numpy(embedding.reshape(-1, d))
+    start = pixels[torch.randperm(len(pixels), generator=generator)[:n_seeds]]
+    return mean_shift(pixels, bandwidth=bandwidth, seeds=start).numpy().reshape(h, w)

@@ -1,13 +1,16 @@
-"""Tables for the notebooks and results/: ours beside the paper's, with provenance, written as CSV and Markdown.
+"""Writing results/: tables (ours beside the paper's, with provenance) as CSV and Markdown, and REPORT.md.
 
 Every table that leaves this module carries a provenance caption (profile, dataset, image size, seeds, commit,
-wall time). A row whose dataset is absent says so and how to fetch it; it never shows a number.
+wall time). A row whose dataset is absent says so and how to fetch it; it never shows a number. What goes in each
+table is ``cosegkit.tables``'s; :func:`write_report` gathers the written tables and figures into one page, whose
+figure lines (:func:`figure_link`) ``cosegkit reproduce --withhold-dataset-images`` finds and replaces.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,23 +18,18 @@ import pandas as pd
 
 __all__ = [
     "Provenance",
-    "git_commit",
     "mean_ci95",
     "format_mean_ci",
     "not_run_message",
     "to_markdown",
     "write_table",
+    "STATE_FILE",
+    "figure_link",
+    "write_report",
 ]
 
-
-def git_commit() -> str:
-    """The checked-out commit (short hash, ``+dirty`` when tracked files changed), or ``unknown`` outside git."""
-    from cosegkit.train.records import git_commit as commit_record
-
-    record = commit_record()
-    if record["commit"] == "unknown":
-        return "unknown"
-    return record["commit"][:10] + ("+dirty" if record["dirty"] else "")
+# Written by `cosegkit reproduce` in its output folder (per notebook: parameters and seconds), read by the report.
+STATE_FILE = "reproduce_state.json"
 
 
 @dataclass
@@ -52,9 +50,6 @@ class Provenance:
             f"Ours: profile `{self.profile}`, dataset {self.dataset}, {self.image_size}x{self.image_size} px, "
             f"seed(s) {seeds}, commit {self.commit}{wall}."
         )
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def mean_ci95(values) -> tuple[float, float]:
@@ -117,3 +112,35 @@ def write_table(frame: pd.DataFrame, out_dir: str | Path, name: str, title: str,
     markdown = tables / f"{name}.md"
     markdown.write_text("\n".join(parts).rstrip() + "\n")
     return markdown
+
+
+def figure_link(name: str) -> str:
+    """The line of REPORT.md that shows the figure ``<out>/figures/<name>.png``."""
+    return f"![{name}](figures/{name}.png)"
+
+
+def write_report(out: str | Path, profile: str, data_label: str) -> Path:
+    """Write ``<out>/REPORT.md``: the notebooks' wall time (from ``<out>/reproduce_state.json`` when `cosegkit
+    reproduce` wrote one), every table under ``<out>/tables/`` and every figure under ``<out>/figures/``."""
+    out = Path(out)
+    tables = sorted((out / "tables").glob("*.md"))
+    figures = sorted((out / "figures").glob("*.png"))
+    state_file = out / STATE_FILE
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    timing = pd.DataFrame([{"notebook": name, "minutes": entry["seconds"] / 60}
+                           for name, entry in sorted(state.items())])
+    lines = ["# cosegkit results", "",
+             f"Profile `{profile}`, data: {data_label}. Every table below gives its own",
+             "provenance line; rows marked paper are the published numbers.", ""]
+    if not timing.empty:
+        lines += ["## Notebook wall time", "", *[f"- {r.notebook}: {r.minutes:.1f} min" for r in timing.itertuples()],
+                  f"- total: {timing.minutes.sum():.1f} min", ""]
+    lines += ["## Tables", ""]
+    for table in tables:
+        lines += [table.read_text(), ""]
+    lines += ["## Figures", ""]
+    lines += [figure_link(figure.stem) for figure in figures]
+    report = out / "REPORT.md"
+    report.write_text("\n".join(lines) + "\n")
+    print(f"{len(tables)} tables and {len(figures)} figures -> {report}")
+    return report

@@ -15,15 +15,17 @@ import sys
 import time
 from pathlib import Path
 
+from cosegkit.figures import FIGURE_METADATA_KEY, dataset_pixel_figures
+from cosegkit.report import STATE_FILE, figure_link
 from cosegkit.train.modeling import FEATURE_CACHE_ENV
 from cosegkit.train.profiles import get_profile
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-STATE_FILE = "reproduce_state.json"
 FEATURE_CACHE_DIR = "feature_cache"  # under the output folder; see cosegkit.models.feature_cache
-# Figures that show the pixels of a real dataset's images when the notebooks run with a data root. A run meant for
-# committing (`--withhold-dataset-images`) removes them: the repository redistributes no part of a dataset.
-DATASET_FIGURES = ("00_voc_pairs", "cosegnet_visual_results", "cosegnet_base_outliers", "04_meanshift_clusters")
+# Figures that show the pixels of a real dataset's images when the notebooks run with a data root (the registry's
+# `shows_dataset_pixels` flag, cosegkit.figures). A run meant for committing (`--withhold-dataset-images`) removes
+# them: the repository redistributes no part of a dataset.
+DATASET_FIGURES = dataset_pixel_figures()
 WITHHELD_NOTE = ("[figure withheld: it shows images of the dataset under data_root, which this repository does not "
                  "redistribute; rerun the notebook with your copy of the dataset to see it]")
 
@@ -105,7 +107,7 @@ def reproduce(
     out = Path("results") / profile if out is None else Path(out)
     notebooks = ordered_notebooks(notebook_dir)
     if not notebooks:
-        return _minimal_end_to_end(profile, data_root, out)
+        raise FileNotFoundError(f"no numbered notebooks (NN_name.ipynb) in {notebook_dir}")
     if only is not None:
         notebooks = [nb for nb in notebooks if only in nb.stem]
         if not notebooks:
@@ -175,9 +177,10 @@ def reproduce(
 def withhold_dataset_figures(out: str | Path, names: tuple[str, ...] = DATASET_FIGURES) -> list[str]:
     """Remove every trace of the figures ``names`` from a reproduction in ``out``; return the names removed.
 
-    Deletes ``<out>/figures/<name>.png``; in ``<out>/notebooks/*.ipynb`` replaces the image outputs of each cell
-    that saves one of these figures by a note; in ``<out>/REPORT.md`` replaces the figure's link by the same
-    note. Tables, curves and embedding projections contain no dataset pixels and are kept.
+    Deletes ``<out>/figures/<name>.png``; in ``<out>/notebooks/*.ipynb`` replaces each output that shows one of
+    these figures (found by the name that :func:`cosegkit.figures.publish` writes in its metadata) by a note; in
+    ``<out>/REPORT.md`` replaces the figure's line (:func:`cosegkit.report.figure_link`) by the same note. Tables,
+    curves and embedding projections contain no dataset pixels and are kept.
     """
     import nbformat
 
@@ -192,15 +195,16 @@ def withhold_dataset_figures(out: str | Path, names: tuple[str, ...] = DATASET_F
         notebook = nbformat.read(path, as_version=4)
         changed = False
         for cell in notebook.cells:
-            hits = [n for n in names if n in cell.source]
+            outputs = cell.get("outputs", [])
+            hits = [o.get("metadata", {}).get(FIGURE_METADATA_KEY) for o in outputs]
+            hits = [name for name in hits if name in names]
             if cell.cell_type != "code" or not hits:
                 continue
-            kept = [o for o in cell.get("outputs", []) if "image/png" not in o.get("data", {})]
-            if len(kept) != len(cell.get("outputs", [])):
-                kept.append(nbformat.v4.new_output("stream", name="stdout", text=WITHHELD_NOTE + "\n"))
-                cell.outputs = kept
-                removed.update(hits)
-                changed = True
+            kept = [o for o in outputs if o.get("metadata", {}).get(FIGURE_METADATA_KEY) not in names]
+            kept.append(nbformat.v4.new_output("stream", name="stdout", text=WITHHELD_NOTE + "\n"))
+            cell.outputs = kept
+            removed.update(hits)
+            changed = True
         if changed:
             nbformat.write(notebook, path)
     report = out / "REPORT.md"
@@ -208,20 +212,9 @@ def withhold_dataset_figures(out: str | Path, names: tuple[str, ...] = DATASET_F
         lines = report.read_text().splitlines()
         for i, line in enumerate(lines):
             for name in names:
-                if line.strip() == f"![{name}](figures/{name}.png)":
+                if line.strip() == figure_link(name):
                     lines[i] = f"{name}: {WITHHELD_NOTE}"
                     removed.add(name)
         report.write_text("\n".join(lines) + "\n")
     return sorted(removed)
 
-
-def _minimal_end_to_end(profile: str, data_root: str | None, out: Path) -> int:
-    """Stand-in used while the notebooks do not exist yet: one short training run and its evaluation."""
-    from cosegkit.train import evaluate_run, train
-
-    print("No notebooks found: running a minimal end-to-end training and evaluation instead "
-          f"(profile {profile}, {'synthetic set' if data_root is None else data_root}).")
-    result = train("unet-dice", profile, out=out / "minimal_run", data_root=data_root, seed=0)
-    scores = evaluate_run(result.run_dir, data_root=data_root)
-    print(json.dumps(scores, indent=2, default=str)[:2000])
-    return 0

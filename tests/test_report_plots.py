@@ -118,3 +118,20 @@ def test_embedding_legend_names_foreground_and_background():
                                   label_names=plots.FG_BG_NAMES)
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert sorted(legend) == ["background", "foreground"]
+
+
+def test_report_gathers_tables_figures_and_notebook_times(tmp_path):
+    import json
+
+    from cosegkit.report import STATE_FILE, figure_link, write_report
+
+    write_table(pd.DataFrame({"a": [1.0]}), tmp_path, "t1", "Table one", None)
+    plots.save_figure(plots.plot_training_curves({"x": pd.DataFrame({"epoch": [1], "loss_seg": [1.0],
+                                                                      "val_jaccard": [0.1],
+                                                                      "val_precision": [0.5]})}), tmp_path, "curves")
+    (tmp_path / STATE_FILE).write_text(json.dumps({"00_a.ipynb": {"seconds": 90}, "01_b.ipynb": {"seconds": 30}}))
+    text = write_report(tmp_path, "smoke", "SyntheticCoseg (embedded)").read_text()
+    assert text.startswith("# cosegkit results\n\nProfile `smoke`, data: SyntheticCoseg (embedded).")
+    assert "- 00_a.ipynb: 1.5 min\n- 01_b.ipynb: 0.5 min\n- total: 2.0 min" in text
+    assert "### Table one" in text and figure_link("curves") == "![curves](figures/curves.png)"
+    assert text.endswith("## Figures\n\n![curves](figures/curves.png)\n")

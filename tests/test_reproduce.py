@@ -76,30 +76,32 @@ def test_bad_arguments_are_named(notebook_dir, tmp_path):
 def test_withholding_dataset_images_strips_figures_outputs_and_report_links(notebook_dir, tmp_path):
     from cosegkit.reproduce import WITHHELD_NOTE
 
-    figure = ("import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\n"
-              "from IPython.display import Image, display\nfrom pathlib import Path\n"
-              "fig = plt.figure(); plt.plot([0, 1])\nPath(output_dir, 'figures').mkdir(exist_ok=True)\n"
-              "fig.savefig(Path(output_dir, 'figures', '{name}.png'))\n"
-              "display(Image(filename=str(Path(output_dir, 'figures', '{name}.png'))))\nprint('kept text')")
+    # Figures are published as the notebooks do (cosegkit.figures.publish names each output); 00_voc_pairs is
+    # registered as showing dataset pixels, is_triplet_fig4_curves is not.
+    figure = ("import matplotlib.pyplot as plt\nfrom cosegkit.figures import publish\n"
+              "fig = plt.figure(); plt.plot([0, 1])\npublish(fig, output_dir, '{name}')\nprint('kept text')")
     params = 'profile = "smoke"\ndata_root = ""\noutput_dir = "."'
     _write(notebook_dir / "00_first.ipynb", params, figure.replace("{name}", "00_voc_pairs"))
-    _write(notebook_dir / "01_second.ipynb", params, figure.replace("{name}", "curves"),
+    _write(notebook_dir / "01_second.ipynb", params, figure.replace("{name}", "is_triplet_fig4_curves"),
            "from pathlib import Path\nPath(output_dir, 'REPORT.md').write_text("
-           "'![00_voc_pairs](figures/00_voc_pairs.png)\\n![curves](figures/curves.png)\\n')")
+           "'![00_voc_pairs](figures/00_voc_pairs.png)\\n"
+           "![is_triplet_fig4_curves](figures/is_triplet_fig4_curves.png)\\n')")
     out = tmp_path / "out"
     assert reproduce("smoke", out=out, notebook_dir=notebook_dir) == 0
     first = nbformat.read(out / "notebooks" / "00_first.ipynb", as_version=4)
     assert any("image/png" in o.get("data", {}) for o in first.cells[-1].outputs)  # the image was there
     # Rerunning with the flag skips the executed notebooks and only withholds.
     assert reproduce("smoke", out=out, notebook_dir=notebook_dir, withhold_dataset_images=True) == 0
-    assert not (out / "figures" / "00_voc_pairs.png").exists() and (out / "figures" / "curves.png").exists()
+    assert not (out / "figures" / "00_voc_pairs.png").exists()
+    assert (out / "figures" / "is_triplet_fig4_curves.png").exists()
     outputs = nbformat.read(out / "notebooks" / "00_first.ipynb", as_version=4).cells[-1].outputs
     assert not any("image/png" in o.get("data", {}) for o in outputs)
     assert any("kept text" in o.get("text", "") for o in outputs) and WITHHELD_NOTE in outputs[-1]["text"]
     second = nbformat.read(out / "notebooks" / "01_second.ipynb", as_version=4)  # papermill adds a cell
     assert any("image/png" in o.get("data", {}) for c in second.cells for o in c.get("outputs", []))
     report = (out / "REPORT.md").read_text()
-    assert "![curves](figures/curves.png)" in report and "00_voc_pairs.png" not in report
+    assert "![is_triplet_fig4_curves](figures/is_triplet_fig4_curves.png)" in report
+    assert "00_voc_pairs.png" not in report
     assert WITHHELD_NOTE in report
 
 

@@ -1,8 +1,9 @@
-"""Notebook helpers in cosegkit.companion: run folders keyed by settings, and runs shared between experiments."""
+"""The run cache (cosegkit.train.run_cache): run folders keyed by settings, and runs shared between experiments."""
 
 import pytest
 
-from cosegkit.companion import data_tag, run_dir_for, run_experiments, run_key
+from cosegkit.train.run_cache import run_dir_for, run_experiments, run_key
+from cosegkit.notebook_params import data_tag
 from cosegkit.train.experiments import build_settings
 
 # Two registered experiments that differ only in name: the pixel-DML comparison's "no DML" row is the like-for-like
@@ -45,7 +46,7 @@ def test_experiments_with_the_same_settings_are_one_run_trained_once(tmp_path, f
 
 
 def test_split_zero_of_the_splits_protocol_is_the_seed_run(tmp_path):
-    from cosegkit.companion import run_splits
+    from cosegkit.train.run_cache import run_splits
 
     out = tmp_path / "out"
     agg = run_splits("cosegnet", "smoke", out, n_splits=2, seed=0, progress=False)
