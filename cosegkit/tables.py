@@ -22,8 +22,8 @@ from cosegkit import paper_numbers
 from cosegkit.cluster import mean_shift
 from cosegkit.metrics import jaccard
 from cosegkit.report import Provenance, mean_ci95, not_run_message, write_table
-from cosegkit.train.records import format_commit
 from cosegkit.toy import class_gap
+from cosegkit.train.records import format_commit
 
 __all__ = [
     "SINGLE_IMAGE_LABEL",

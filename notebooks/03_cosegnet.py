@@ -47,8 +47,8 @@ from IPython.display import Markdown, display
 
 from cosegkit import figures, notebook_params, tables
 from cosegkit.tasks.inference import predict_samples, test_samples
-from cosegkit.train.run_cache import run_experiments, run_splits
 from cosegkit.train import evaluate_run
+from cosegkit.train.run_cache import run_experiments, run_splits
 
 notebook_params.check_profile(profile)  # an unknown profile stops here, before any work
 out = notebook_params.repo_path(output_dir)  # relative paths: from the repository, whatever papermill's cwd

@@ -2,9 +2,9 @@
 
 import pytest
 
-from cosegkit.train.run_cache import run_dir_for, run_experiments, run_key
 from cosegkit.notebook_params import data_tag
 from cosegkit.train.experiments import build_settings
+from cosegkit.train.run_cache import run_dir_for, run_experiments, run_key
 
 # Two registered experiments that differ only in name: the pixel-DML comparison's "no DML" row is the like-for-like
 # embedding-head Dice row of Table 2.
