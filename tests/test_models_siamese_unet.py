@@ -136,7 +136,7 @@ def test_correlation_volume_partner_grid_pools_the_partner_only():
         correlation_volume(fa, fb, partner_grid=0)
 
 
-@pytest.mark.parametrize("spatial", SPATIAL_MODES)
+@pytest.mark.parametrize("spatial", ["gong", "docs"])
 def test_coattention_volume_has_a_fixed_channel_count_at_two_input_sizes(spatial):
     torch.manual_seed(0)
     model = SiameseUNet(encoder="efficientnet_lite0", head="embedding", coattention=spatial).eval()
@@ -154,6 +154,79 @@ def test_coattention_volume_has_a_fixed_channel_count_at_two_input_sizes(spatial
     deep, partner = torch.randn(2, 320, 6, 6), torch.randn(2, 320, 6, 6)
     assert model.coattention.partner_grid == (6, 6)
     torch.testing.assert_close(correlation_volume(deep, partner, (6, 6)), correlation_volume(deep, partner))
+
+
+def test_match_spatial_map_reads_the_max_and_mean_over_the_partner_hand_computed():
+    # "match": per location of A, [max_j, mean_j] of the cosine volume of projected features, conv3x3, BN, sigmoid
+    torch.manual_seed(0)
+    att = CoAttention(4, spatial="match", match_channels=3).eval()
+    fa, fb = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 2, 5)  # the partner's grid is not pooled
+    vol_a, vol_b = att.volumes(fa, fb)
+    assert vol_a.shape == (2, 10, 3, 3) and vol_b.shape == (2, 9, 2, 5)
+    pa, pb = F.normalize(att.project(fa), dim=1), F.normalize(att.project(fb), dim=1)
+    i, j = (1, 2), (0, 3)  # location i of A, location j of B
+    expected_ij = (pa[1, :, i[0], i[1]] * pb[1, :, j[0], j[1]]).sum()
+    torch.testing.assert_close(vol_a[1, j[0] * 5 + j[1], i[0], i[1]], expected_ij)
+    scores = torch.stack([vol_a.amax(dim=1), vol_a.mean(dim=1)], dim=1)
+    expected = torch.sigmoid(att.spatial_bn(att.spatial_conv(scores)))
+    m_a, m_b = att.spatial_maps(fa, fb)
+    torch.testing.assert_close(m_a, expected)
+    assert m_b.shape == (2, 1, 2, 5)
+
+
+def test_match_spatial_map_ignores_where_the_match_is_in_the_partner():
+    # The maximum over B's locations does not care where in B a match sits: permuting B's cells leaves A's map
+    # unchanged. Gong's and DOCS's conv over the volume's channels weights each partner cell on its own: it moves.
+    torch.manual_seed(0)
+    fa, fb = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)
+    perm = torch.randperm(16)
+    fb_moved = fb.flatten(2)[:, :, perm].view_as(fb)
+    for spatial, invariant in [("match", True), ("docs", False), ("gong", False)]:
+        torch.manual_seed(1)
+        att = CoAttention(8, spatial=spatial, partner_grid=4).eval()
+        with torch.no_grad():
+            m_a, _ = att.spatial_maps(fa, fb)
+            m_a_moved, _ = att.spatial_maps(fa, fb_moved)
+        assert torch.allclose(m_a, m_a_moved, atol=1e-6) is invariant, spatial
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_skip_attention_weights_every_skip_by_the_upsampled_spatial_map(single):
+    torch.manual_seed(0)
+    model = SiameseUNet(encoder="tiny", head="embedding", coattention="match", skip_attention=True,
+                        single_image=single).eval()
+    plain = SiameseUNet(encoder="tiny", head="embedding", coattention="match", single_image=single).eval()
+    plain.load_state_dict(model.state_dict())
+    a, b = _pair(2, 64, seed=5)
+    with torch.no_grad():
+        fa, fb = model.encode(a), model.encode(b)
+        deep_a, _, m_a, _ = model.coattention.attend(fa[-1], (fa if single else fb)[-1])
+        skips = [s * F.interpolate(m_a, size=s.shape[-2:], mode="bilinear", align_corners=False) for s in fa[:-1]]
+        logits_a, _ = model.decoder(deep_a, skips, (64, 64))
+        out, out_plain = model(a, b), plain(a, b)
+    torch.testing.assert_close(out["logits_a"], logits_a)
+    assert not torch.allclose(out["logits_a"], out_plain["logits_a"])  # the option changes what the decoder reads
+
+
+def test_match_stride_16_computes_the_map_on_the_stride_16_grid():
+    torch.manual_seed(0)
+    model = SiameseUNet(encoder="tiny", head="original", coattention="match", skip_attention=True,
+                        match_stride=16).eval()
+    a, b = _pair(2, 64, seed=6)
+    with torch.no_grad():
+        fa, fb = model.encode(a), model.encode(b)
+        up = [F.interpolate(f[-1], size=f[-2].shape[-2:], mode="bilinear", align_corners=False) for f in (fa, fb)]
+        m_a, m_b = model.coattention.spatial_maps(torch.cat([up[0], fa[-2]], 1), torch.cat([up[1], fb[-2]], 1))
+        deep_a, _, map_a, _ = model.coattention.attend(fa[-1], fb[-1], torch.cat([up[0], fa[-2]], 1),
+                                                       torch.cat([up[1], fb[-2]], 1))
+    assert m_a.shape[-2:] == fa[-2].shape[-2:] == (4, 4)  # stride 16 at 64 px
+    torch.testing.assert_close(map_a, m_a)
+    w = model.coattention.channel_weights(fa[-1], fb[-1])
+    torch.testing.assert_close(deep_a, fa[-1] * w * F.adaptive_avg_pool2d(m_a, fa[-1].shape[-2:]))
+    with pytest.raises(ValueError, match="match_stride"):
+        SiameseUNet(encoder="tiny", coattention="gong", match_stride=16)
+    with pytest.raises(ValueError, match="model.match_stride"):
+        ModelSettings(family="unet", encoder="tiny", pretrained=False, coattention="docs", match_stride=16)
 
 
 # --- the channel co-attention (Gong et al. [34]) ----------------------------------------------------------------
@@ -251,18 +324,21 @@ def test_siamese_weight_sharing_single_encoder():
 
 
 @pytest.mark.parametrize("head,spatial,single", [("original", "gong", False), ("embedding", "gong", False),
-                                                 ("embedding", "docs", False), ("embedding", "gong", True)])
+                                                 ("embedding", "docs", False), ("embedding", "gong", True),
+                                                 ("original", "match", False), ("embedding", "match16", False)])
 def test_every_parameter_is_used(head, spatial, single):
     # DistributedDataParallel(find_unused_parameters=False) needs a gradient for every parameter
-    model = SiameseUNet(encoder="efficientnet_lite0", head=head, coattention=spatial, single_image=single)
+    model = SiameseUNet(encoder="efficientnet_lite0", head=head, coattention=spatial[:5], single_image=single,
+                        skip_attention=spatial.startswith("match"), match_stride=16 if spatial == "match16" else 32)
     out = model(*_pair(2, 64))
     sum(v.float().mean() for v in out.values() if v is not None).backward()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
 
 
-@pytest.mark.parametrize("spatial", SPATIAL_MODES)
+@pytest.mark.parametrize("spatial,skip_attention,match_stride",
+                         [(m, False, 32) for m in SPATIAL_MODES] + [("match", True, 32), ("match", True, 16)])
 @pytest.mark.parametrize("train_mode", [False, True])
-def test_single_image_outputs_ignore_partner(train_mode, spatial):
+def test_single_image_outputs_ignore_partner(train_mode, spatial, skip_attention, match_stride):
     torch.manual_seed(0)
     a, b1 = _pair(2, 64, seed=1)
     _, b2 = _pair(2, 64, seed=2)
@@ -271,7 +347,7 @@ def test_single_image_outputs_ignore_partner(train_mode, spatial):
         # pretrained: a random EfficientNet in eval mode gives deepest features of ~1e-8, too small to move Gong's
         # (not scale-invariant) channel MLP in float32
         model = SiameseUNet(encoder="efficientnet_lite0", head="embedding", single_image=single, coattention=spatial,
-                            pretrained=True)
+                            pretrained=True, skip_attention=skip_attention, match_stride=match_stride)
         model.train(train_mode)
         with torch.no_grad():
             o1, o2 = model(a, b1), model(a, b2)
@@ -372,3 +448,6 @@ def test_model_settings_coattention_is_checked_and_built():
     model = build_model(ModelSettings(family="unet", encoder="tiny", pretrained=False, coattention="docs"))
     assert model.coattention.spatial == "docs" and model.coattention.reduce is None
     assert build_model(ModelSettings(family="unet", encoder="tiny", pretrained=False)).coattention.spatial == "gong"
+    built = build_model(ModelSettings(family="unet", encoder="tiny", pretrained=False, coattention="match",
+                                      skip_attention=True))
+    assert built.coattention.spatial == "match" and built.skip_attention is True

@@ -28,6 +28,16 @@ GoNgXiAoPeNg1/co-attention-co-segmentation), on ResNet-50 layer-4 features f_A, 
 volume of 1-channel maps; ``spatial="docs"`` builds it, with the same BN-ReLU-conv-BN-sigmoid layers, from the
 DOCS cosine volume of the full C-channel features (richer matching, no reducing conv).
 
+``spatial="match"`` (ours, not in the sources) reads the DOCS volume by what it says about each location of A,
+whatever the partner's layout: a learned 1x1 projection P (C -> ``match_channels``) stands in for the encoder
+adaptation a frozen encoder cannot do, the cosine volume of P f_A against P f_B is taken over B's full grid (no
+pooling: nothing of fixed size is convolved over j), and per location i of A its maximum and mean over j,
+[max_j C_AB(i, j), mean_j C_AB(i, j)], go through a 3x3 conv to one channel, BatchNorm and a sigmoid. Gong's
+and DOCS's conv over the volume's channels weights each partner location j separately, so it can only learn
+"matches something at place j of B"; the maximum over j asks "matches something anywhere in B", which is what a
+common object at a random place in B needs. In the single-image mode (A with A) the maximum is 1 everywhere
+(i = j) and only the mean varies: the map then carries no pair information, as it should.
+
 Where the sources are ambiguous, and what we chose:
 
 - Top-k of the channel pooling: the stored code averages all h*w locations for image A and the top h*w/2 for
@@ -72,7 +82,7 @@ __all__ = [
     "topk_channel_pool",
 ]
 
-SPATIAL_MODES = ("gong", "docs")
+SPATIAL_MODES = ("gong", "docs", "match")
 
 
 def _check_features(feat_a: torch.Tensor, feat_b: torch.Tensor) -> None:
@@ -178,12 +188,16 @@ class CoAttention(nn.Module):
 
     Args:
         in_channels: C, channels of the deepest feature maps.
-        spatial: "gong" (spatial map from the volume of two 1-channel maps) or "docs" (from the cosine volume of
-            the C-channel features).
+        spatial: "gong" (spatial map from the volume of two 1-channel maps), "docs" (from the cosine volume of
+            the C-channel features) or "match" (from the maximum and mean over B of the cosine volume of projected
+            features; ours, see the module docstring).
         partner_grid: the partner's map is adaptive-average-pooled to this grid, so the volume has
             p_h * p_w channels at every input size.
         topk_fraction: fraction of locations averaged per channel for the channel descriptors.
         hidden_channels: hidden width of the channel MLP (default 2C, as in [34]).
+        match_channels: width of the learned projection of ``spatial="match"``.
+        match_in_channels: channels of the features the "match" map is computed from, when :meth:`attend` is
+            given them (``match_a``/``match_b``, e.g. a finer grid); default: the deepest features' C.
 
     ``forward(feat_a, feat_b) -> (out_a, out_b)``, each with ``out_channels`` (= C) channels on its own grid:
     out_A = f_A * w * m_A, out_B = f_B * w * m_B with the shared channel weights w (:meth:`channel_weights`)
@@ -197,6 +211,8 @@ class CoAttention(nn.Module):
         partner_grid: int | tuple[int, int] = 5,
         topk_fraction: float = 0.5,
         hidden_channels: int | None = None,
+        match_channels: int = 64,
+        match_in_channels: int | None = None,
     ):
         super().__init__()
         if in_channels < 1:
@@ -209,10 +225,12 @@ class CoAttention(nn.Module):
         self.spatial = spatial
         self.partner_grid = _grid(partner_grid)
         self.topk_fraction = float(topk_fraction)
-        volume_channels = self.partner_grid[0] * self.partner_grid[1]
+        volume_channels = 2 if spatial == "match" else self.partner_grid[0] * self.partner_grid[1]
         # (a) spatial co-attention
         self.reduce = Conv2dNormActivation(in_channels, 1, 3) if spatial == "gong" else None  # conv-BN-ReLU to 1
-        self.volume_bn = nn.BatchNorm2d(volume_channels)
+        self.project = (nn.Conv2d(match_in_channels or in_channels, match_channels, 1) if spatial == "match"
+                        else None)
+        self.volume_bn = None if spatial == "match" else nn.BatchNorm2d(volume_channels)
         self.spatial_conv = nn.Conv2d(volume_channels, 1, 3, padding=1, bias=False)  # bias: the BN after it
         self.spatial_bn = nn.BatchNorm2d(1)
         # (b) channel co-attention
@@ -225,14 +243,20 @@ class CoAttention(nn.Module):
         return self.in_channels
 
     def volumes(self, feat_a: torch.Tensor, feat_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The correlation volumes (V_A on A's grid, V_B on B's grid), p_h * p_w channels each."""
+        """The correlation volumes (V_A on A's grid, V_B on B's grid), p_h * p_w channels each ("match": the full
+        partner grid, h_b * w_b channels on A's grid)."""
         _check_features(feat_a, feat_b)
+        if self.project is not None:  # match: cosine volume of the projected features, B's full grid
+            return correlation_volumes(self.project(feat_a), self.project(feat_b), None, normalize=True)
         if self.reduce is None:  # docs: cosine volume of the features
             return correlation_volumes(feat_a, feat_b, self.partner_grid, normalize=True)
         s_a, s_b = self.reduce(feat_a), self.reduce(feat_b)  # gong: 1-channel maps, one call per image
         return correlation_volumes(s_a, s_b, self.partner_grid, normalize=False)
 
     def _spatial_map(self, volume: torch.Tensor) -> torch.Tensor:
+        if self.volume_bn is None:  # match: what the volume says about each location of A, whatever B's layout
+            scores = torch.cat([volume.amax(dim=1, keepdim=True), volume.mean(dim=1, keepdim=True)], dim=1)
+            return torch.sigmoid(self.spatial_bn(self.spatial_conv(scores)))
         return torch.sigmoid(self.spatial_bn(self.spatial_conv(F.relu(self.volume_bn(volume)))))
 
     def spatial_maps(self, feat_a: torch.Tensor, feat_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -250,7 +274,24 @@ class CoAttention(nn.Module):
         )
         return w[:, :, None, None]
 
-    def forward(self, feat_a: torch.Tensor, feat_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def attend(
+        self, feat_a: torch.Tensor, feat_b: torch.Tensor, match_a: torch.Tensor | None = None,
+        match_b: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(out_A, out_B, m_A, m_B): the attended features and the spatial maps. ``match_a``/``match_b`` ("match"
+        only): compute the maps from these features (any grid) instead; the deepest features are then multiplied
+        by the maps average-pooled to their grid, and the maps are returned on the finer grid."""
         w = self.channel_weights(feat_a, feat_b)
-        m_a, m_b = self.spatial_maps(feat_a, feat_b)
-        return feat_a * w * m_a, feat_b * w * m_b
+        if match_a is None:
+            m_a, m_b = self.spatial_maps(feat_a, feat_b)
+            return feat_a * w * m_a, feat_b * w * m_b, m_a, m_b
+        if self.project is None:
+            raise ValueError("match_a/match_b need spatial='match'")
+        m_a, m_b = self.spatial_maps(match_a, match_b)
+        deep_a = feat_a * w * F.adaptive_avg_pool2d(m_a, feat_a.shape[-2:])
+        deep_b = feat_b * w * F.adaptive_avg_pool2d(m_b, feat_b.shape[-2:])
+        return deep_a, deep_b, m_a, m_b
+
+    def forward(self, feat_a: torch.Tensor, feat_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out_a, out_b, _, _ = self.attend(feat_a, feat_b)
+        return out_a, out_b

@@ -127,8 +127,15 @@ class SiameseUNet(nn.Module):
             (channel weights from [f_A, f_A], spatial correlation of A with A), so outputs for image A do not
             depend on image B.
         decoder_channels: widths of decoder blocks 1-5 (default per encoder: ``DEFAULT_DECODER_CHANNELS``).
-        coattention: spatial part of the co-attention: "gong" (Gong et al.'s volume of 1-channel maps, default)
-            or "docs" (the DOCS cosine correlation volume of the full features).
+        coattention: spatial part of the co-attention: "gong" (Gong et al.'s volume of 1-channel maps, default),
+            "docs" (the DOCS cosine correlation volume of the full features) or "match" (ours: the maximum and mean
+            over the partner's grid of the cosine volume of projected features; see the correlation module).
+        skip_attention: also multiply every skip connection by the image's spatial co-attention map (bilinearly
+            upsampled to the skip's grid). Not in the sources, where the map weights the deepest features only and
+            the decoder reads the skips unweighted; an option for the ablation of the synthetic pair benchmark.
+        match_stride: "match" only: 32 computes the spatial map on the deepest grid; 16 on the stride-16 grid,
+            from the stride-16 features concatenated with the (bilinearly upsampled) deepest ones, which see the
+            objects' shapes at twice the resolution.
         partner_grid: the partner's deepest map is adaptive-average-pooled to this grid before correlating, so
             the volume has a fixed channel count and the model runs at any input size (default per encoder:
             ``DEFAULT_PARTNER_GRID``, the grid at that encoder's profile size).
@@ -152,6 +159,8 @@ class SiameseUNet(nn.Module):
         coattention: str = "gong",
         partner_grid: int | tuple[int, int] | None = None,
         topk_fraction: float = 0.5,
+        skip_attention: bool = False,
+        match_stride: int = 32,
     ):
         super().__init__()
         if head not in ("original", "embedding"):
@@ -168,9 +177,14 @@ class SiameseUNet(nn.Module):
         self.decoder_channels = tuple(int(c) for c in decoder_channels)
         self.head = head
         self.single_image = bool(single_image)
+        self.skip_attention = bool(skip_attention)
+        if match_stride not in (16, 32) or (match_stride == 16 and coattention != "match"):
+            raise ValueError(f"match_stride must be 32, or 16 with coattention='match', got {match_stride!r}")
+        self.match_stride = int(match_stride)
         deep = self.encoder.out_channels[-1]
+        match_in = deep + self.encoder.out_channels[-2] if match_stride == 16 else None
         self.coattention = CoAttention(deep, spatial=coattention, partner_grid=partner_grid,
-                                       topk_fraction=topk_fraction)
+                                       topk_fraction=topk_fraction, match_in_channels=match_in)
         self.decoder = UNetDecoder(
             self.encoder.out_channels,
             self.coattention.out_channels,
@@ -207,13 +221,31 @@ class SiameseUNet(nn.Module):
             raise ValueError(f"feats_a and feats_b must have the same batch size, got {feats_a[-1].shape[0]} and "
                              f"{feats_b[-1].shape[0]}")
         if self.single_image:
-            deep_a, _ = self.coattention(feats_a[-1], feats_a[-1])
-            deep_b, _ = self.coattention(feats_b[-1], feats_b[-1])
+            deep_a, _, map_a, _ = self._attend(feats_a, feats_a)
+            deep_b, _, map_b, _ = self._attend(feats_b, feats_b)
         else:
-            deep_a, deep_b = self.coattention(feats_a[-1], feats_b[-1])
-        logits_a, emb_a = self.decoder(deep_a, feats_a[:-1], tuple(out_size_a))
-        logits_b, emb_b = self.decoder(deep_b, feats_b[:-1], tuple(out_size_b))
+            deep_a, deep_b, map_a, map_b = self._attend(feats_a, feats_b)
+        logits_a, emb_a = self._decode(deep_a, map_a, feats_a[:-1], out_size_a)
+        logits_b, emb_b = self._decode(deep_b, map_b, feats_b[:-1], out_size_b)
         return SiameseUNetOutput(logits_a, logits_b, emb_a, emb_b)
+
+    def _match_features(self, feats: Sequence[torch.Tensor]) -> torch.Tensor | None:
+        if self.match_stride == 32:
+            return None
+        fine = feats[-2]
+        deep = F.interpolate(feats[-1], size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([deep, fine], dim=1)
+
+    def _attend(self, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]):
+        return self.coattention.attend(feats_a[-1], feats_b[-1], self._match_features(feats_a),
+                                       self._match_features(feats_b))
+
+    def _decode(self, deep: torch.Tensor, spatial_map: torch.Tensor, skips: Sequence[torch.Tensor],
+                out_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.skip_attention:
+            skips = [s * F.interpolate(spatial_map, size=s.shape[-2:], mode="bilinear", align_corners=False)
+                     for s in skips]
+        return self.decoder(deep, skips, tuple(out_size))
 
     def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> SiameseUNetOutput:
         check_pair(image_a, image_b)
@@ -227,8 +259,8 @@ class SiameseUNet(nn.Module):
     ) -> SegmentOutput:
         """:meth:`segment` on encoder features of one image batch."""
         self._check_features(feats, "feats")
-        deep, _ = self.coattention(feats[-1], feats[-1])
-        logits, emb = self.decoder(deep, feats[:-1], tuple(out_size))
+        deep, _, spatial_map, _ = self._attend(feats, feats)
+        logits, emb = self._decode(deep, spatial_map, feats[:-1], out_size)
         return SegmentOutput(logits, emb)
 
     def segment(self, image: torch.Tensor) -> SegmentOutput:

@@ -34,7 +34,8 @@ FREEZE_BN = ("none", "encoder", "all")
 AUGMENTS = ("flip_jitter", "flip")
 SCHEDULES = ("exponential", "cosine")
 TRIPLET_MINING = ("random", "semihard")
-COATTENTION = ("gong", "docs")  # cosegkit.models.correlation.SPATIAL_MODES (not imported: settings stay torch-free)
+# cosegkit.models.correlation.SPATIAL_MODES (not imported: settings stay torch-free)
+COATTENTION = ("gong", "docs", "match")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class ModelSettings:
     # SiameseUNet co-attention, spatial part: "gong" (Gong et al.'s volume of 1-channel maps) or "docs" (the DOCS
     # cosine correlation volume of the deepest features); see cosegkit.models.correlation
     coattention: str = "gong"
+    # SiameseUNet: multiply the skip connections by the spatial co-attention map too (ours; not in the sources)
+    skip_attention: bool = False
+    # SiameseUNet, coattention="match": the grid its spatial map is computed on (32: deepest; 16: stride 16)
+    match_stride: int = 32
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -85,6 +90,9 @@ class ModelSettings:
             raise ValueError(
                 f"model.coattention must be one of {', '.join(COATTENTION)}, got {self.coattention!r}"
             )
+        if self.match_stride not in (16, 32) or (self.match_stride == 16 and self.coattention != "match"):
+            raise ValueError(f"model.match_stride must be 32, or 16 with model.coattention='match', got "
+                             f"{self.match_stride!r} with coattention {self.coattention!r}")
         if self.metric_layer not in METRIC_LAYERS:
             raise ValueError(
                 f"model.metric_layer must be one of {', '.join(METRIC_LAYERS)}, got {self.metric_layer!r}"
@@ -249,6 +257,9 @@ def _from_dict(cls, data: dict):
 
 # Fields that TrainSettings no longer has; config.json files written before their removal still carry them.
 RETIRED_FIELDS = {"fault_sigkill_step": None}  # a test-only hook, now passed to train(on_step=...) by the tests
+# Settings added after runs were committed, with the default they were added at: at that default they are left out
+# of the run key (cosegkit.train.run_cache.run_key), so those runs keep their folders.
+ADDED_MODEL_FIELDS = {"skip_attention": False, "match_stride": 32}
 
 
 def settings_from_dict(data: dict) -> TrainSettings:
