@@ -67,19 +67,30 @@ def _write(frame: pd.DataFrame, out, name: str, title: str, provenance: Provenan
 # --- statistics over runs ---------------------------------------------------------------------------------------
 
 
+def _validation_scores(result) -> tuple[float, float]:
+    """(val P in %, val J) at the mask threshold the test used: the one chosen on validation where it was chosen
+    there, else the last epoch's validation scores (at the fixed threshold, metrics.csv)."""
+    chosen = result.thresholds or {}
+    if chosen.get("selected_on") == "val" and chosen.get("val_precision") is not None:
+        return 100 * float(chosen["val_precision"]), float(chosen["val_jaccard"])
+    last = result.history[-1] if result.history else {}
+    return 100 * float(last.get("val_precision", math.nan)), float(last.get("val_jaccard", math.nan))
+
+
 def runs_frame(results) -> pd.DataFrame:
-    """One row per run: test Precision (%) / Jaccard on positive pairs, outlier behaviour, time, settings."""
+    """One row per run: test Precision (%) / Jaccard on positive pairs, validation scores at the test's mask
+    threshold, outlier behaviour, time, settings."""
     rows = []
     for result in results:
         negative = (result.test or {}).get("negative") or {}
-        last = result.history[-1] if result.history else {}
+        val_p, val_j = _validation_scores(result)
         rows.append({
             "experiment": result.experiment,
             "seed": result.settings.seed,
             "test_P": 100 * result.precision,
             "test_J": result.jaccard,
-            "val_P": 100 * float(last.get("val_precision", math.nan)),
-            "val_J": float(last.get("val_jaccard", math.nan)),
+            "val_P": val_p,
+            "val_J": val_j,
             "neg_empty_fraction": negative.get("empty_fraction", math.nan),
             "decision_accuracy": negative.get("decision_accuracy") if negative.get("decision_accuracy")
             is not None else math.nan,
@@ -391,17 +402,25 @@ def is_triplet_effect_line(runs: pd.DataFrame, n_seeds: int) -> str:
             f"ΔJ {effect.gain_test_J:+.3f} ± {effect.gain_test_J_ci95:.3f} (95% CI)")
 
 
-def write_synthetic_pair_benchmark(results, out, provenance: Provenance) -> WrittenTable:
+def write_synthetic_pair_benchmark(results, out, provenance: Provenance, sources_results=None,
+                                   sources_label: str = "Gong et al.'s co-attention") -> WrittenTable:
     """Single-image baseline against the Siamese U-Net and CoSegNet on SyntheticCoseg (does the model use the
-    partner image?), with how often each blanks an outlier pair."""
+    partner image?), with how often each blanks an outlier pair. ``sources_results``: the two U-Net runs
+    (``unet-single-image``, ``unet-dice``) again with another co-attention (the sources', where the profile uses
+    ours), shown as two more rows labelled ``sources_label``."""
     srun = runs_frame(results).set_index("experiment")
+    blocks = [(srun, "SiameseUNet", "unet-single-image", "unet-dice"),
+              (srun, "CoSegNet", "cosegnet-single-image", "cosegnet")]
+    if sources_results is not None:
+        blocks.insert(1, (runs_frame(sources_results).set_index("experiment"), f"SiameseUNet, {sources_label}",
+                          "unet-single-image", "unet-dice"))
     rows = []
-    for family, single, pair in (("SiameseUNet", "unet-single-image", "unet-dice"),
-                                 ("CoSegNet", "cosegnet-single-image", "cosegnet")):
+    for frame, family, single, pair in blocks:
         for name, label in ((single, SINGLE_IMAGE_LABEL), (pair, "co-segmentation")):
-            rows.append({"family": family, "model": label, "test P": srun.loc[name, "test_P"],
-                         "test J": srun.loc[name, "test_J"], "ΔJ vs single-image": srun.loc[name, "test_J"] -
-                         srun.loc[single, "test_J"], "outlier pairs: empty masks": srun.loc[name, "neg_empty_fraction"],
-                         "outlier pairs: decision accuracy": srun.loc[name, "decision_accuracy"]})
+            rows.append({"family": family, "model": label, "test P": frame.loc[name, "test_P"],
+                         "test J": frame.loc[name, "test_J"], "ΔJ vs single-image": frame.loc[name, "test_J"] -
+                         frame.loc[single, "test_J"],
+                         "outlier pairs: empty masks": frame.loc[name, "neg_empty_fraction"],
+                         "outlier pairs: decision accuracy": frame.loc[name, "decision_accuracy"]})
     return _write(pd.DataFrame(rows), out, "synthetic_pair_benchmark",
                   "Synthetic benchmark: does the model use the partner image?", provenance)

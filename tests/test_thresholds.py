@@ -103,6 +103,26 @@ def test_mask_threshold_follows_the_ground_truth():
                 for s in pos]
     chosen = select_thresholds(model, "cosegnet", inverted, None, _transform, torch.device("cpu"))
     assert chosen["mask"] == 0.05 and chosen["val_jaccard"] == pytest.approx(0.75)
+    assert chosen["val_precision"] == pytest.approx(0.75)  # every pixel marked: the inverted masks' share
+
+
+def test_tables_show_validation_scores_at_the_chosen_threshold(tmp_path):
+    """The tables' val P / val J are the validation scores at the mask threshold the test used (chosen on
+    validation), not the last epoch's at 0.5; a run with fixed thresholds keeps the epoch's."""
+    from cosegkit.tables import runs_frame
+    from cosegkit.train.experiments import build_settings
+    from cosegkit.train.records import RunResult
+
+    model = MaskEcho(fg=0.3, bg=0.1)
+    chosen = select_thresholds(model, "cosegnet", _pairs(6, decision=0.9), None, _transform, torch.device("cpu"))
+    test = {"positive": {"precision": 1.0, "jaccard": 1.0}, "negative": None}
+    history = [{"epoch": 1, "val_precision": 0.5, "val_jaccard": 0.0}]
+    settings = build_settings("cosegnet", "smoke", seed=0)
+    runs = runs_frame([RunResult(tmp_path, settings, history, test, 1.0, thresholds=chosen),
+                       RunResult(tmp_path, settings, history, test, 1.0,
+                                 thresholds={"selected_on": "fixed", "mask": 0.5, "decision": 0.5})])
+    assert runs.loc[0, "val_J"] == pytest.approx(1.0) and runs.loc[0, "val_P"] == pytest.approx(100.0)
+    assert runs.loc[1, "val_J"] == 0.0 and runs.loc[1, "val_P"] == 50.0
 
 
 def test_decision_threshold_balances_positive_and_negative_pairs():

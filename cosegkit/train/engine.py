@@ -128,7 +128,8 @@ def _result_from_disk(run_dir: Path) -> RunResult:
     res = read_json(run_dir / RESULTS_NAME)
     cfg = read_json(run_dir / CONFIG_NAME)
     return RunResult(run_dir=run_dir, settings=settings_from_dict(cfg["settings"]), history=res["history"],
-                     test=res["test"], wall_time_s=res["wall_time_s"], resumed=True)
+                     test=res["test"], wall_time_s=res["wall_time_s"], resumed=True,
+                     thresholds=res.get("thresholds"))
 
 
 def train(

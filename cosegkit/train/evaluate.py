@@ -28,7 +28,7 @@ from cosegkit.data.pairs import RealPairs, count_negative_pairs
 from cosegkit.data.pairs import negative_pairs as draw_negative
 from cosegkit.data.pairs import positive_pairs as draw_positive
 from cosegkit.data.transforms import resize_to_original
-from cosegkit.metrics import PairScores, jaccard
+from cosegkit.metrics import PairScores, jaccard, precision
 from cosegkit.models.cosegnet import decision_gate
 from cosegkit.tasks import build_run_data, task_for
 from cosegkit.train.data import CachedDataset, check_run_items, single_thread
@@ -63,13 +63,26 @@ def predict_pairs(model, family: str, pairs: Sequence, transform, device, indice
     Returns (k, packed pred_a, packed pred_b, (decision prob a, decision prob b) | None, ungated packed masks |
     None) per pair; the decision of the two sides differs only for a single-image CoSegNet.
     """
-    task = task_for(family)
     decision_threshold = threshold if decision_threshold is None else decision_threshold
-    model.eval()
     out = []
+    batches = _predicted_batches(model, family, pairs, transform, device, indices, batch_size, amp, channels_last,
+                                 decision_threshold, tqdm_args={"desc": desc, "disable": not show_bars(progress)})
+    for ks, items, pred in batches:
+        with single_thread():
+            out += _finish_batch(ks, items, pred, threshold, decision_threshold)
+    return out
+
+
+@torch.no_grad()
+def _predicted_batches(model, family: str, pairs: Sequence, transform, device, indices: Sequence[int],
+                       batch_size: int, amp: bool, channels_last: bool, decision_threshold: float = 0.5,
+                       tqdm_args: dict | None = None):
+    """Yields (pair indices, transformed items, the task's prediction) per batch of the pairs `indices`."""
+    task = task_for(family)
+    model.eval()
     indices = list(indices)
-    for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not show_bars(progress),
-                      leave=False):
+    tqdm_args = tqdm_args or {"disable": True}
+    for start in tqdm(range(0, len(indices), batch_size), leave=False, **tqdm_args):
         ks = indices[start:start + batch_size]
         with single_thread():
             items = [transform(pairs[k]) for k in ks]
@@ -79,9 +92,7 @@ def predict_pairs(model, family: str, pairs: Sequence, transform, device, indice
             a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
             pred = task.predict(model, a, b, threshold=decision_threshold)
-        with single_thread():
-            out += _finish_batch(ks, items, pred, threshold, decision_threshold)
-    return out
+        yield ks, items, pred
 
 
 def _finish_batch(ks, items, pred, threshold: float, decision_threshold: float) -> list[tuple]:
@@ -165,30 +176,19 @@ def _closest_to_half_argmax(values: np.ndarray, grid: Sequence[float]) -> int:
 
 @torch.no_grad()
 def _val_statistics(model, family: str, pairs: Sequence, transform, device, indices, grid, batch_size: int,
-                    amp: bool, channels_last: bool) -> tuple[list[list[float]], list[float]]:
-    """Per image of the pairs `indices`: its Jaccard at every grid threshold (ungated masks, mapped back to the
-    original size as evaluation does); and every decision probability (both sides of each pair)."""
-    task = task_for(family)
-    model.eval()
+                    amp: bool, channels_last: bool) -> tuple[list[list[tuple[float, float]]], list[float]]:
+    """Per image of the pairs `indices`: its (Jaccard, Precision) at every grid threshold (ungated masks, mapped
+    back to the original size as evaluation does); and every decision probability (both sides of each pair)."""
     per_image, decisions = [], []
-    indices = list(indices)
-    for start in range(0, len(indices), batch_size):
-        ks = indices[start:start + batch_size]
-        with single_thread():
-            items = [transform(pairs[k]) for k in ks]
-        a = torch.stack([it["image_a"] for it in items]).to(device)
-        b = torch.stack([it["image_b"] for it in items]).to(device)
-        if channels_last:
-            a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            pred = task.predict(model, a, b)
+    for ks, items, pred in _predicted_batches(model, family, pairs, transform, device, indices, batch_size, amp,
+                                              channels_last):
         prob_a, prob_b = pred.prob_a.float().cpu(), pred.prob_b.float().cpu()
         with single_thread():
             for j, (k, it) in enumerate(zip(ks, items, strict=True)):
                 for side, prob in (("a", prob_a[j]), ("b", prob_b[j])):
                     gt = np.asarray(pairs[k][f"mask_{side}"], dtype=bool)
                     up = _upsample(prob, it[f"orig_size_{side}"])  # resized once, thresholded per grid point
-                    per_image.append([jaccard(up > t, gt) for t in grid])
+                    per_image.append([(jaccard(up > t, gt), precision(up > t, gt)) for t in grid])
                 if pred.has_decision:
                     decisions += [float(pred.decision_a[j]), float(pred.decision_b[j])]
     return per_image, decisions
@@ -211,7 +211,8 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
       that CoSegNet's Table 1 and its negative-pair column score separately).
 
     Ties go to the grid point closest to 0.5. Returns dict(selected_on="val", mask, decision (None without a
-    decision network), val_jaccard (at the chosen mask threshold), val_jaccard_at_0.5, val_decision_accuracy
+    decision network), val_jaccard and val_precision (at the chosen mask threshold), val_jaccard_at_0.5,
+    val_decision_accuracy
     ({"positive", "negative"} at the chosen decision threshold, or None)). Under torchrun each rank scores a
     strided share and the per-image numbers are gathered, so every rank returns the same thresholds.
     """
@@ -228,11 +229,12 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
         parts = dist.gather_objects(local)
         return [r for p in parts for r in p[0]], [d for p in parts for d in p[1]]
 
-    pos_j, pos_dec = gather(positive)
-    mean_j = np.asarray(pos_j, dtype=float).mean(axis=0)
+    pos_scores, pos_dec = gather(positive)
+    mean_j, mean_p = np.asarray(pos_scores, dtype=float).mean(axis=0).T  # (grid,) each
     k = _closest_to_half_argmax(mean_j, grid)
     half = min(range(len(grid)), key=lambda i: abs(grid[i] - 0.5))
     out = {"selected_on": "val", "mask": grid[k], "decision": None, "val_jaccard": float(mean_j[k]),
+           "val_precision": float(mean_p[k]),
            "val_jaccard_at_0.5": float(mean_j[half]) if abs(grid[half] - 0.5) < 1e-9 else None,
            "val_decision_accuracy": None}
     if pos_dec and negative is not None and len(negative):

@@ -62,6 +62,8 @@ class RunResult:
     wall_time_s: float
     resumed: bool = False
     extra: dict = field(default_factory=dict)
+    # the thresholds its test used (results.json "thresholds"; cosegkit.train.evaluate.select_thresholds)
+    thresholds: dict | None = None
 
     @property
     def experiment(self) -> str:

@@ -302,4 +302,4 @@ class Trainer:
             write_json(self.run_dir / CONFIG_NAME, cfg)
         self.dist.barrier()
         return RunResult(run_dir=self.run_dir, settings=s, history=self.history, test=test, wall_time_s=wall,
-                         resumed=self.resumed)
+                         resumed=self.resumed, thresholds=self.thresholds)
