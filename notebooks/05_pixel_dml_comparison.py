@@ -39,6 +39,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from cosegkit import notebook_params, tables
+from cosegkit.train.profiles import SOURCES_COATTENTION
 from cosegkit.train.run_cache import run_experiments
 
 notebook_params.check_profile(profile)  # an unknown profile stops here, before any work
@@ -63,10 +64,18 @@ print(tables.is_triplet_effect_line(runs, n_seeds=len(seeds)))
 #
 # Single-image baseline against the Siamese U-Net and CoSegNet on `SyntheticCoseg`, and how often each returns an
 # empty mask for negative (outlier) pairs. It always runs on the synthetic set, whatever `data_root` is.
+#
+# The U-Net pair is trained twice: with the profile's co-attention and with the sources' one (Gong et al.'s spatial
+# and channel co-attention on the deepest features, skips unweighted: `SOURCES_COATTENTION`). At the `cpu` profile
+# they differ (the profile uses `coattention="match"` at stride 16 with weighted skips, see its deviations); at a
+# profile that already uses the sources' block the second pair of rows is the same runs, read back.
 
 # %%
 bench = ["unet-single-image", "unet-dice", "cosegnet-single-image", "cosegnet"]
 synthetic = run_experiments(bench, profile, out, data_root=None, seeds=seeds[:1], overrides=overrides)
+synthetic_sources = run_experiments(["unet-single-image", "unet-dice"], profile, out, data_root=None,
+                                    seeds=seeds[:1], overrides={**overrides, **SOURCES_COATTENTION})
 bench_table = tables.write_synthetic_pair_benchmark(
-    synthetic, out, tables.provenance_for(synthetic, notebook_params.dataset_name(None), profile))
+    synthetic, out, tables.provenance_for(synthetic + synthetic_sources, notebook_params.dataset_name(None), profile),
+    sources_results=synthetic_sources)
 display(Markdown(bench_table.markdown.read_text()))
