@@ -237,8 +237,9 @@ class SiameseUNet(nn.Module):
         return torch.cat([deep, fine], dim=1)
 
     def _attend(self, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]):
-        return self.coattention.attend(feats_a[-1], feats_b[-1], self._match_features(feats_a),
-                                       self._match_features(feats_b))
+        match_a = self._match_features(feats_a)
+        match_b = match_a if feats_b is feats_a else self._match_features(feats_b)  # single image: build it once
+        return self.coattention.attend(feats_a[-1], feats_b[-1], match_a, match_b)
 
     def _decode(self, deep: torch.Tensor, spatial_map: torch.Tensor, skips: Sequence[torch.Tensor],
                 out_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor | None]:
