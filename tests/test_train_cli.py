@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 
 from cosegkit.cli import main
 from cosegkit.train import list_experiments, train
+from cosegkit.train.records import data_root_of_run
 
 H, W = 72, 96  # not multiples of 32: predictions must be resized back to this size before scoring
 
@@ -60,7 +62,10 @@ def test_train_then_evaluate_on_a_folder(folder, tmp_path, capsys):
 
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["experiment"] == "cosegnet" and cfg["profile"] == "smoke" and cfg["seed"] == 1
-    assert cfg["data_root"] == str(folder.resolve())
+    # recorded relative to the run folder (no absolute machine path in a committed run), resolved back on read
+    assert not Path(cfg["data_root"]).is_absolute()
+    assert (run / cfg["data_root"]).resolve() == folder.resolve()
+    assert data_root_of_run(run) == str(folder.resolve())
     assert {"commit", "dirty"} <= set(cfg["git"]) and cfg["versions"]["torch"]
     assert cfg["wall_time_s"] > 0 and cfg["settings"]["loss"]["negative_weights"] == [0.0, 0.5, 0.5]
     rows = list(csv.DictReader((run / "metrics.csv").open()))

@@ -6,8 +6,6 @@ image's original size (bilinear, then the threshold) and, for CoSegNet, gated by
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import torch
 from PIL import Image
@@ -17,13 +15,14 @@ from cosegkit.models.cosegnet import decision_gate
 from cosegkit.tasks import build_run_data, task_for
 from cosegkit.train.evaluate import run_thresholds
 from cosegkit.train.modeling import eval_transform, load_trained_model
+from cosegkit.train.records import data_root_of_run
 
 __all__ = ["test_samples", "predict_samples", "pixel_embeddings"]
 
 
 def test_samples(result, n_positive: int = 4, n_negative: int = 2) -> tuple[list[dict], list[dict]]:
     """The first test pairs of a run (positive, negative) as PairSample dicts, for the visual-result figures."""
-    data_root = json.loads((result.run_dir / "config.json").read_text()).get("data_root")
+    data_root = data_root_of_run(result.run_dir)
     data = build_run_data(result.settings, data_root)
     positive = [data.test_positive[i] for i in range(min(n_positive, len(data.test_positive)))]
     negatives = data.test_negative if data.test_negative is not None else []

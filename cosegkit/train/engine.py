@@ -29,7 +29,15 @@ from cosegkit.train.distributed import Dist
 from cosegkit.train.experiments import build_settings, get_experiment
 from cosegkit.train.modeling import load_trained_model
 from cosegkit.train.profiles import get_profile
-from cosegkit.train.records import CONFIG_NAME, CSV_NAME, RESULTS_NAME, RunResult, read_json, write_json
+from cosegkit.train.records import (
+    CONFIG_NAME,
+    CSV_NAME,
+    RESULTS_NAME,
+    RunResult,
+    data_root_of_run,
+    read_json,
+    write_json,
+)
 from cosegkit.train.settings import TrainSettings, apply_overrides, settings_from_dict
 from cosegkit.train.trainer import Trainer
 
@@ -92,7 +100,7 @@ def _resolve_settings(experiment, profile, run_dir: Path, data_root, seed, resum
             raise ValueError(f"--resume: {run_dir} was trained with --dataset {settings.data.dataset}, not "
                              f"{dataset}; {fix}")
         settings = apply_overrides(settings, overrides)
-        stored_root = stored.get("data_root")
+        stored_root = data_root_of_run(run_dir, stored)
         if data_root is None:
             data_root = stored_root
         elif stored_root is None:

@@ -31,6 +31,8 @@ __all__ = [
     "atomic_write_text",
     "write_json",
     "read_json",
+    "data_root_for_config",
+    "data_root_of_run",
     "write_history_csv",
     "git_commit",
     "package_versions",
@@ -97,6 +99,26 @@ def read_json(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def data_root_for_config(data_root, run_dir: Path) -> str | None:
+    """How config.json records the dataset folder: relative to the run folder (POSIX separators), so that a
+    committed run names no absolute path of the machine it ran on and still finds its data when the repository
+    and the dataset move together. None (the synthetic set) stays None."""
+    if data_root is None:
+        return None
+    return Path(os.path.relpath(Path(data_root).resolve(), Path(run_dir).resolve())).as_posix()
+
+
+def data_root_of_run(run_dir: Path, config: dict | None = None) -> str | None:
+    """The absolute dataset folder a run was trained on (None: synthetic), from its config.json. Reads both the
+    relative form :func:`data_root_for_config` writes and the absolute paths that older runs recorded."""
+    run_dir = Path(run_dir)
+    cfg = read_json(run_dir / CONFIG_NAME) if config is None else config
+    stored = cfg.get("data_root")
+    if stored is None:
+        return None
+    return str((run_dir.resolve() / stored).resolve())
 
 
 def write_history_csv(path: Path, history: list[dict], columns: list[str]) -> None:
