@@ -15,6 +15,7 @@ from cosegkit.models.outputs import CoSegNetOutput
 from cosegkit.train.evaluate import (
     THRESHOLD_GRID,
     _upsample,
+    decision_threshold_candidates,
     run_thresholds,
     score_pairs,
     select_thresholds,
@@ -142,6 +143,23 @@ def test_decision_threshold_balances_positive_and_negative_pairs():
     assert tuned_neg["decision_accuracy"] == 1.0 and tuned_neg["empty_fraction"] == 1.0
 
 
+def test_decision_threshold_splits_probabilities_between_grid_points():
+    """A briefly trained decision network: 0.418 on positive, 0.412 on negative pairs, no 0.05-grid point between
+    them (the best grid point says "yes" or "no" to every pair). The midpoint of the validation probabilities
+    separates them; with the classes swapped nothing does, and the choice is no better than chance."""
+    model = MaskEcho(fg=0.9, bg=0.1)
+    dev = torch.device("cpu")
+    pos, neg = _pairs(4, decision=0.418), _pairs(4, decision=0.412, negative=True, seed=1)
+    chosen = select_thresholds(model, "cosegnet", pos, neg, _transform, dev)
+    assert 0.412 < chosen["decision"] < 0.418
+    assert chosen["val_decision_accuracy"] == {"positive": 1.0, "negative": 1.0}
+    swapped = select_thresholds(model, "cosegnet", _pairs(4, decision=0.412), _pairs(4, decision=0.418,
+                                negative=True, seed=1), _transform, dev)
+    acc = swapped["val_decision_accuracy"]
+    assert (acc["positive"] + acc["negative"]) / 2 == pytest.approx(0.5)
+    assert decision_threshold_candidates([0.418], [0.412], grid=(0.5,)) == [pytest.approx(0.415), 0.5]
+
+
 def test_grid_and_inputs_are_checked():
     model = MaskEcho(fg=0.3, bg=0.1)
     with pytest.raises(ValueError, match="grid"):
@@ -172,7 +190,7 @@ def test_smoke_cosegnet_chooses_on_validation_and_evaluate_uses_it(tmp_path):
     run = train("cosegnet", "smoke", tmp_path / "r", overrides={"progress": False, "threshold_selection": "val"})
     chosen = json.loads((run.run_dir / "results.json").read_text())["thresholds"]
     assert chosen["selected_on"] == "val"
-    assert chosen["mask"] in THRESHOLD_GRID and chosen["decision"] in THRESHOLD_GRID
+    assert chosen["mask"] in THRESHOLD_GRID and 0.0 < chosen["decision"] < 1.0
     report = evaluate_run(run.run_dir, progress=False)
     assert report["thresholds"] == {"mask": chosen["mask"], "decision": chosen["decision"]}
     assert report["positive"]["jaccard"] == pytest.approx(run.test["positive"]["jaccard"])
