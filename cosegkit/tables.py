@@ -83,6 +83,7 @@ def runs_frame(results) -> pd.DataFrame:
     rows = []
     for result in results:
         negative = (result.test or {}).get("negative") or {}
+        positive = (result.test or {}).get("positive") or {}
         val_p, val_j = _validation_scores(result)
         rows.append({
             "experiment": result.experiment,
@@ -93,6 +94,8 @@ def runs_frame(results) -> pd.DataFrame:
             "val_J": val_j,
             "neg_empty_fraction": negative.get("empty_fraction", math.nan),
             "decision_accuracy": negative.get("decision_accuracy") if negative.get("decision_accuracy")
+            is not None else math.nan,
+            "positive_decision_accuracy": positive.get("decision_accuracy") if positive.get("decision_accuracy")
             is not None else math.nan,
             "epochs": len(result.history),
             "image_size": result.settings.data.image_size,
@@ -124,7 +127,8 @@ def add_gain_over_baseline(runs: pd.DataFrame, baseline: str, column: str = "tes
     """Per experiment: mean gain of ``column`` over ``baseline`` and its 95% CI, paired by seed.
 
     Seeds present in both are paired (same seed, same split and data order); the CI is the Student-t interval of
-    the per-seed differences, so it is nan with one seed.
+    the per-seed differences, so it is nan with one seed. The baseline's own row is nan too (shown as "–"): it
+    is the reference, not a comparison, and a printed 0.000 would read as a collapsed score.
     """
     base = runs[runs.experiment == baseline].set_index("seed")[column]
     if base.empty:
@@ -135,7 +139,7 @@ def add_gain_over_baseline(runs: pd.DataFrame, baseline: str, column: str = "tes
         if paired.empty:
             raise ValueError(f"{experiment!r} shares no seed with baseline {baseline!r}")
         diffs = (paired - base.loc[paired.index]).to_numpy()
-        mean, half = mean_ci95(diffs)
+        mean, half = (math.nan, math.nan) if experiment == baseline else mean_ci95(diffs)
         rows.append({"experiment": experiment, f"gain_{column}": mean, f"gain_{column}_ci95": half})
     return pd.DataFrame(rows)
 
@@ -348,17 +352,23 @@ def write_cosegnet_table5(runs: pd.DataFrame, out, provenance: Provenance) -> Wr
 def write_cosegnet_table6(runs: pd.DataFrame, out, provenance: Provenance) -> WrittenTable:
     """CoSegNet Table 6: which decoder layer feeds the metric network, ours beside the paper's."""
     agg, gain = _by_experiment(runs, "cosegnet-single-image")
+    per_run = runs.groupby("experiment")[["positive_decision_accuracy", "decision_accuracy"]].mean()
     layers = {"f": "cosegnet-f", "cT3": "cosegnet-ct3", "cT6": "cosegnet-ct6", "cT9": "cosegnet-ct9",
               "cT11": "cosegnet-ct11"}
     paper6 = paper_numbers.cosegnet_table6().set_index("dataset")
     table6 = pd.DataFrame([
         {"metric-network input": layer, "J (ours)": agg.loc[name, "test_J"],
-         "ΔJ vs single-image": gain.loc[name, "gain_test_J"], "J (paper, Pascal-VOC)": paper6.loc["Pascal-VOC", layer],
+         "ΔJ vs single-image": gain.loc[name, "gain_test_J"],
+         "decision accuracy, positive pairs": per_run.loc[name, "positive_decision_accuracy"],
+         "decision accuracy, negative pairs": per_run.loc[name, "decision_accuracy"],
+         "J (paper, Pascal-VOC)": paper6.loc["Pascal-VOC", layer],
          "J (paper, Internet)": paper6.loc["Internet", layer]}
         for layer, name in layers.items()
     ])
     return _write(table6, out, "cosegnet_table6", "CoSegNet Table 6: which decoder layer feeds the metric network",
-                  provenance, notes=paper_numbers.TABLE6_NOTE)
+                  provenance, notes=paper_numbers.TABLE6_NOTE + " J is scored after the decision gate (§3.5) on "
+                  "positive pairs; the decision accuracies (ours, test) show whether the gate, not the masks, "
+                  "decided a row.")
 
 
 # --- notebook 04: mean-shift clusters --------------------------------------------------------------------------
