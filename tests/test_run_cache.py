@@ -19,6 +19,9 @@ def test_run_folders_never_look_like_the_dataset_folder(tmp_path):
     run = run_dir_for(tmp_path / "out", "cpu", str(root), "unet-dice", 1)
     assert run.parent == tmp_path / "out" / "runs" / "cpu" / "pascal-voc-coseg"
     assert run.name.startswith("unet-") and "-s1-" in run.name
+    # the epochs tell apart runs that the rest of the name does not (cpu: claim rows 6, pixel-DML rows 2)
+    assert "-e6-s0-" in run_dir_for(tmp_path, "cpu", str(root), "unet-dice-embedding", 0).name
+    assert "-e2-s0-" in run_dir_for(tmp_path, "cpu", str(root), "pixel-dml-none", 0).name
     assert "pascal_voc_coseg" not in run.relative_to(tmp_path).as_posix()
 
 

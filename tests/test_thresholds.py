@@ -160,6 +160,20 @@ def test_decision_threshold_splits_probabilities_between_grid_points():
     assert decision_threshold_candidates([0.418], [0.412], grid=(0.5,)) == [pytest.approx(0.415), 0.5]
 
 
+def test_uninformative_decision_network_lets_masks_through():
+    """Every pair at decision probability 0.4, positive or negative: no threshold does better than chance, and
+    "yes to every pair" ties "no to every pair" (0.5 is above every probability). The tie goes to "yes": the
+    masks survive the gate instead of all being blanked."""
+    model = MaskEcho(fg=0.9, bg=0.1)
+    dev = torch.device("cpu")
+    pos, neg = _pairs(4, decision=0.4), _pairs(4, decision=0.4, negative=True, seed=1)
+    chosen = select_thresholds(model, "cosegnet", pos, neg, _transform, dev)
+    assert chosen["val_decision_accuracy"] == {"positive": 1.0, "negative": 0.0}
+    gated = score_pairs(model, "cosegnet", pos, _transform, dev, threshold=chosen["mask"],
+                        decision_threshold=chosen["decision"])
+    assert gated["decision_accuracy"] == 1.0 and gated["jaccard"] == pytest.approx(1.0)
+
+
 def test_grid_and_inputs_are_checked():
     model = MaskEcho(fg=0.3, bg=0.1)
     with pytest.raises(ValueError, match="grid"):

@@ -66,6 +66,8 @@ def test_train_then_evaluate_on_a_folder(folder, tmp_path, capsys):
     assert not Path(cfg["data_root"]).is_absolute()
     assert (run / cfg["data_root"]).resolve() == folder.resolve()
     assert data_root_of_run(run) == str(folder.resolve())
+    assert cfg["data_source"] == f"folder {folder.name}"
+    assert str(tmp_path) not in (run / "config.json").read_text()
     assert {"commit", "dirty"} <= set(cfg["git"]) and cfg["versions"]["torch"]
     assert cfg["wall_time_s"] > 0 and cfg["settings"]["loss"]["negative_weights"] == [0.0, 0.5, 0.5]
     rows = list(csv.DictReader((run / "metrics.csv").open()))

@@ -2,11 +2,11 @@
 
 A run lives in ``<output_dir>/runs/<profile>/<data tag>/<slug>-s<seed>-<key>``, where ``key`` is a digest of every
 setting that changes what is trained (see :func:`run_key`) and ``slug`` says the main ones (its task's
-``slug_parts``: family, head, losses, metric layer; and single-image). Two experiments with the same settings
-(``pixel-dml-none`` and ``unet-dice-embedding``, say) are one run, trained once and read by every table that needs
-it, under each experiment's own name. :func:`train_or_reuse` decides: a finished run is read back from disk, any
-other is trained (or resumed); it says which, and :func:`run_experiments` records it in ``extra["reused"]``. That
-is how the notebooks share runs and how ``cosegkit reproduce`` resumes where it stopped.
+``slug_parts``: family, head, losses, metric layer; then single-image and the epochs). Two experiments with the same
+settings (``pixel-dml-none --set epochs=6`` and ``unet-dice-embedding`` at cpu, say) are one run, trained once and
+read by every table that needs it, under each experiment's own name. :func:`train_or_reuse` decides: a finished run
+is read back from disk, any other is trained (or resumed); it says which, and :func:`run_experiments` records it in
+``extra["reused"]``. That is how the notebooks share runs and how ``cosegkit reproduce`` resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -55,10 +55,13 @@ def run_key(settings) -> str:
 
 
 def run_slug(settings) -> str:
-    """A readable summary of a run's main settings: family, head or metric layer, losses, single-image."""
+    """A readable summary of a run's main settings: family, head or metric layer, losses, single-image, epochs
+    (``e6``: within a profile the epochs are what most often tells two otherwise alike runs apart, such as the
+    claim row ``unet-dice-embedding`` and the cheaper ``pixel-dml-none``)."""
     parts = task_for(settings).slug_parts(settings)
     if settings.model.single_image:
         parts.append("single")
+    parts.append(f"e{settings.epochs}")
     return "-".join(parts).lower()
 
 

@@ -153,7 +153,8 @@ class Trainer:
             "profile": s.profile,
             "seed": s.seed,
             "data_root": data_root_for_config(self.data_root, self.run_dir),
-            "data_source": self.data.source,
+            # the folder's name, not its path: a committed run names no absolute path of the machine
+            "data_source": self.data.source if self.data_root is None else f"folder {Path(self.data.source).name}",
             "settings": settings_to_dict(s),
             "git": git_commit(),
             "versions": package_versions(),
