@@ -1,7 +1,7 @@
 """The cpu profile's training path against the old one, and training against the data pipeline alone.
 
     .venv/bin/python benchmarks/bench_train.py [--experiment unet-dice] [--profile cpu] [--data-root DIR]
-        [--steps 20] [--budget-s 0]
+        [--steps 20] [--budget-s 0] [--precision]
 
 Measured in one run, on the same epoch samples, model and image size:
 1. the data pipeline alone (the engine's DataLoader with TrainSamples + collate, decoded-image cache warm);
@@ -15,6 +15,9 @@ Measured in one run, on the same epoch samples, model and image size:
 3. with ``--budget-s T``: each path trains from the same initial weights for T seconds of wall time (the new
    path's cache filling included) and is then scored on the validation pairs (P, J), so the ratio of learning
    per CPU-second is measured, not only the step rate.
+4. with ``--precision``: the new path's warm steps again in float32 (the profiles' arithmetic), with the model
+   channels-last, under bf16 autocast, and both (the opt-in ``channels_last_on_cpu`` / ``amp_on_cpu``), each from
+   the same initial weights on the same batches, as ratios to float32, with the loss after those steps beside it.
 Pairs: SiameseUNet counts image pairs; CoSegNet counts triplets x 2 (a positive and a negative pair each).
 Exit status 1 when the data pipeline is not at least 3x faster than the new path's training.
 """
@@ -25,6 +28,7 @@ import argparse
 import copy
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
@@ -42,6 +46,7 @@ from cosegkit.train.modeling import (
     set_train_mode,
     train_transform,
 )
+from cosegkit.train.trainer import to_device
 
 OLD_PATH = {"model.freeze_encoder": False, "data.augment": "flip_jitter"}
 
@@ -58,21 +63,28 @@ def _pairs_in(batch: dict) -> int:
 class Path_:
     """One training path: settings, model, optimizer, and a step function."""
 
-    def __init__(self, name: str, settings, initial_state: dict | None):
-        self.name, self.settings = name, settings
+    def __init__(self, name: str, settings, initial_state: dict | None, bf16: bool = False,
+                 channels_last: bool = False):
+        self.name, self.settings, self.bf16, self.channels_last = name, settings, bf16, channels_last
         torch.manual_seed(0)
         self.model = build_model(settings.model)
         if initial_state is not None:  # same starting weights for both paths
             self.model.load_state_dict(initial_state)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = make_optimizer(self.model, settings.optim)
         self.gen = torch.Generator().manual_seed(0)
+        self.last_loss = float("nan")
 
     def step(self, batch) -> int:
         set_train_mode(self.model, self.settings.model.freeze_bn)
-        loss, _ = compute_loss(self.model, self.settings.model.family, batch, self.settings, 1.0, self.gen)
+        batch = to_device(batch, torch.device("cpu"), self.channels_last)  # what the trainer does
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            loss, _ = compute_loss(self.model, self.settings.model.family, batch, self.settings, 1.0, self.gen)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        self.last_loss = float(loss.detach())
         return _pairs_in(batch)
 
 
@@ -102,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", default=None, help="dataset folder (default: synthetic pairs)")
     ap.add_argument("--steps", type=int, default=20, help="timed training steps per path")
     ap.add_argument("--budget-s", type=float, default=0.0, help="also train each path this long and score val J")
+    ap.add_argument("--precision", action="store_true",
+                    help="also time the new path with channels-last and bf16 autocast (amp_on_cpu)")
     args = ap.parse_args(argv)
 
     new = build_settings(args.experiment, args.profile, seed=0, overrides={"progress": False})
@@ -121,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     initial = copy.deepcopy(old_path.model.state_dict())
     new_path = Path_("new", new, initial)
     print(f"{args.experiment} @ {args.profile}: {new.data.image_size}px, batch {new.data.batch_size}, "
-          f"{torch.get_num_threads()} threads, {args.steps} steps per path, data {data.source}")
+          f"{torch.get_num_threads()} threads, {args.steps} steps per path, data {data.source}; {_cpu_name()}")
 
     for _ in _loader(data, new, new_path.model, 0):  # decode every image once (both paths share the decodes)
         pass
@@ -145,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio new/old        : {new_rate / old_rate:8.2f}x  (warm)   {fill_rate / old_rate:.2f}x (cold)")
     print(f"data / new training  : {data_rate / new_rate:8.1f}x  (required >= 3x)")
 
+    if args.precision:
+        _precision(new, initial, new_batches)
+
     if args.budget_s > 0:
         feature_cache._MEMORY.clear()
         e_tf = eval_transform(new, new_path.model)
@@ -159,6 +176,30 @@ def main(argv: list[str] | None = None) -> int:
                   f"J {val['jaccard']:.3f}")
         print(f"val J new - old      : {scores['new']['jaccard'] - scores['old']['jaccard']:+.3f}")
     return 0 if data_rate >= 3 * new_rate else 1
+
+
+def _cpu_name() -> str:
+    """The CPU model and whether it has AMX (bf16 matrix tiles), which decides whether bf16 pays on a CPU."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    return f"{model}, {'with' if 'amx_bf16' in info else 'no'} AMX"
+
+
+def _precision(settings, initial: dict, batches: list) -> None:
+    """Warm-cache steps of the new path in each arithmetic and layout, as ratios to float32 (section 4)."""
+    variants = {"float32": (False, False), "channels-last": (False, True), "bf16 autocast": (True, False),
+                "bf16 + channels-last": (True, True)}
+    times = {}
+    for name, (bf16, channels_last) in variants.items():
+        path = Path_(name, settings, initial, bf16=bf16, channels_last=channels_last)
+        _timed_steps(path, batches)  # fills this layout's cache keys (and warms its kernels)
+        path = Path_(name, settings, initial, bf16=bf16, channels_last=channels_last)
+        times[name], _ = _timed_steps(path, batches)
+        print(f"{name:21s}: {1000 * times[name] / len(batches):6.0f} ms/step  {times['float32'] / times[name]:5.2f}x"
+              f"  (loss after {len(batches)} steps {path.last_loss:.4f})")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,35 @@ def test_keys_depend_on_weights_shape_and_values():
     assert tensor_digest(x) == tensor_digest(x[None].contiguous(memory_format=torch.channels_last)[0])
 
 
+def test_features_are_float32_under_bf16_autocast_and_shared_with_float32_runs(monkeypatch):
+    monkeypatch.setattr(feature_cache, "_MEMORY", {})
+    enc = _encoder()
+    x = torch.randn(2, 3, 32, 32)
+    want = [torch.cat([enc.compute(x[i : i + 1])[lvl] for i in range(2)]) for lvl in range(5)]
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        assert enc.compute(x[:1])[-1].dtype == torch.bfloat16  # what the encoder would do unguarded
+        enc.freeze()
+        got = enc(x)  # a bf16 run fills the cache first
+    assert all(g.dtype == torch.float32 and torch.equal(g, w) for g, w in zip(got, want, strict=True))
+    assert all(torch.equal(g, w) for g, w in zip(enc(x), want, strict=True))  # a float32 run reads them
+    assert (enc.feature_cache.misses, enc.feature_cache.hits) == (2, 2)
+
+
+def test_channels_last_weights_get_keys_of_their_own(monkeypatch):
+    monkeypatch.setattr(feature_cache, "_MEMORY", {})
+    enc = _encoder().freeze()
+    x = torch.randn(1, 3, 32, 32)
+    plain = enc(x)
+    assert feature_cache.weight_layout(enc) == ""
+    enc.to(memory_format=torch.channels_last)
+    assert feature_cache.weight_layout(enc) == "channels_last"
+    got = enc(x.contiguous(memory_format=torch.channels_last))
+    assert (enc.feature_cache.misses, enc.feature_cache.hits) == (2, 0)  # not served the other layout's bits
+    assert all(torch.allclose(g, p, atol=1e-5) for g, p in zip(got, plain, strict=True))
+    enc(x)  # the input's own layout does not matter, only the weights'
+    assert (enc.feature_cache.misses, enc.feature_cache.hits) == (2, 1)
+
+
 def test_a_folder_shares_features_between_caches_and_damaged_files_are_recomputed(tmp_path, monkeypatch):
     monkeypatch.setattr(feature_cache, "_MEMORY", {})
     enc = _encoder()

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from cosegkit.cli import main
+from cosegkit.models.feature_cache import weight_layout
 from cosegkit.train import list_experiments, train
 from cosegkit.train.records import data_root_of_run
 
@@ -119,3 +120,24 @@ def test_repeated_splits_report_mean_and_std(folder, tmp_path):
              ["settings"]["data"]["split_seed"] for i in range(2)]
     assert seeds == [0, 1]  # a different random 3:1:1 split per repeat
     assert json.loads((tmp_path / "splits" / "splits.json").read_text())["n_splits"] == 2
+
+
+def test_bf16_and_channels_last_on_cpu_are_opt_in(tmp_path, monkeypatch):
+    from cosegkit.train import trainer as trainer_module
+
+    seen = []
+    step = trainer_module.Trainer.train_epoch
+
+    def spy(self, epoch):  # what the trainer decided, and the layout its model really has
+        seen.append((self.amp, self.channels_last, self.model.encoder.feature_cache is not None,
+                     weight_layout(self.model.encoder)))
+        return step(self, epoch)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_epoch", spy)
+    overrides = {"epochs": 1, "progress": False, "model.freeze_encoder": True}  # the cpu profile's cached path
+    plain = train("unet-dice", "smoke", tmp_path / "fp32", seed=0, overrides=overrides)
+    fast = train("unet-dice", "smoke", tmp_path / "bf16", seed=0,
+                 overrides={**overrides, "amp_on_cpu": True, "channels_last_on_cpu": True})
+    assert seen == [(False, False, True, ""), (True, True, True, "channels_last")]
+    a, b = plain.history[0]["loss"], fast.history[0]["loss"]
+    assert a != b and abs(a - b) < 0.05 * abs(a)  # bf16 rounding, not another computation

@@ -12,6 +12,11 @@ encoder computed for exactly that tensor. Training only gets hits when its augme
 outcomes (the cpu profile's ``data.augment="flip"``: each training image has two views); evaluation inputs are
 deterministic and hit from the second epoch on.
 
+Features are always computed in float32 from a contiguous input, with autocast switched off, so a run under
+bf16 autocast (``amp``, ``amp_on_cpu``) reads and writes the same features as a float32 run; a model converted
+to channels-last (``channels_last``, ``channels_last_on_cpu``) gets keys of its own, because convolution kernels of
+the two weight layouts agree only to rounding (:func:`weight_layout`).
+
 Each input is encoded on its own (a batch of one), so a feature map never depends on which other images shared
 its batch: a run resumed in a new process, whose memory cache is empty, recomputes bit-identical features and
 exact resume still holds.
@@ -32,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["FeatureCache", "encoder_digest", "tensor_digest"]
+__all__ = ["FeatureCache", "encoder_digest", "tensor_digest", "weight_layout"]
 
 
 def encoder_digest(encoder: nn.Module) -> str:
@@ -53,6 +58,17 @@ def tensor_digest(x: torch.Tensor, salt: str = "") -> str:
     h.update(f"{salt}:{tuple(t.shape)}:{t.dtype}".encode())
     h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def weight_layout(encoder: nn.Module) -> str:
+    """``"channels_last"`` if the encoder's convolution weights are stored channels-last (the trainer's
+    ``channels_last`` option converts the whole model), else ``""``. Convolutions pick their kernels by the weights'
+    layout as well as the input's, and the kernels of the two layouts agree only to rounding, so the layout salts
+    the cache key (``""`` keeps the keys of every cache written before this option existed)."""
+    for p in encoder.parameters():
+        if p.dim() == 4 and p.shape[-1] * p.shape[-2] > 1:
+            return "channels_last" if not p.is_contiguous() else ""
+    return ""
 
 
 # One memory map per encoder digest, shared by every FeatureCache of the process.
@@ -112,13 +128,18 @@ class FeatureCache:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        layout = weight_layout(self.encoder)
         per_image = []
         for i in range(x.shape[0]):
-            key = tensor_digest(x[i])
+            key = tensor_digest(x[i], salt=layout)
             feats = self._load(key)
             if feats is None:
                 self.misses += 1
-                feats = tuple(f[0].detach().cpu().contiguous() for f in self.encoder.compute(x[i : i + 1]))
+                # Always in float32 on a contiguous input, whatever autocast the caller runs under: a bf16 run
+                # must neither store bf16 features under the key of the float32 input nor read them back.
+                with torch.autocast(device_type=x.device.type, enabled=False):
+                    computed = self.encoder.compute(x[i : i + 1].contiguous())
+                feats = tuple(f[0].detach().cpu().contiguous() for f in computed)
                 self._store(key, feats)
             else:
                 self.hits += 1

@@ -206,6 +206,11 @@ class TrainSettings:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast, CUDA only
     channels_last: bool = True  # CUDA only
+    # The same two on a CPU, opt-in: with AMX (Intel Xeon 4th gen+) bf16 autocast + channels-last make a cpu-profile
+    # step 1.3-1.8x faster; without AMX they are about even (benchmarks/bench_train.py --precision measures yours).
+    # They change the last bits of every number, so they are off in every profile (results/cpu is float32).
+    amp_on_cpu: bool = False
+    channels_last_on_cpu: bool = False
     deterministic: bool = True  # torch.use_deterministic_algorithms + fixed thread count
     num_threads: int | None = 2  # torch.set_num_threads on CPU (fixed for bit-exact resume); None = leave
     progress: bool = True  # tqdm bars
@@ -260,6 +265,7 @@ RETIRED_FIELDS = {"fault_sigkill_step": None}  # a test-only hook, now passed to
 # Settings added after runs were committed, with the default they were added at: at that default they are left out
 # of the run key (cosegkit.train.run_cache.run_key), so those runs keep their folders.
 ADDED_MODEL_FIELDS = {"skip_attention": False, "match_stride": 32}
+ADDED_FIELDS = {"amp_on_cpu": False, "channels_last_on_cpu": False}  # the same for top-level settings
 
 
 def settings_from_dict(data: dict) -> TrainSettings:

@@ -82,9 +82,10 @@ class Trainer:
         self.settings, self.run_dir, self.data_root = settings, run_dir, data_root
         self.dist, self.device, self.on_step = dist, device, on_step
         self.task = task_for(settings)
-        use_cuda = device.type == "cuda"
-        self.amp = settings.amp and use_cuda
-        self.channels_last = settings.channels_last and use_cuda
+        on_cpu = device.type == "cpu"
+        self.amp = settings.amp_on_cpu if on_cpu else settings.amp and device.type == "cuda"
+        self.channels_last = (settings.channels_last_on_cpu if on_cpu
+                              else settings.channels_last and device.type == "cuda")
         self.progress = settings.progress and dist.is_main  # one line per epoch
         self.bars = show_bars(self.progress)  # and tqdm bars where someone watches them (a terminal or Jupyter)
         self.ckpt_path = run_dir / CHECKPOINT_NAME
