@@ -260,7 +260,7 @@ def test_engine_call_site_wires_triplets_labels_and_masks():
     model = _StubCoSegNet(outputs)
     settings = build_settings("cosegnet", "smoke")
     total, terms = compute_loss(model, "cosegnet", batch, settings, 1.0, None)
-    assert model.positive_mask.tolist() == [True, False]  # mask logits of the negative pair are the ones detached
+    assert model.positive_mask.tolist() == [True, False]  # the negative pair is the one whose mask logits are skipped
     # row 0: anchor 0, p 1, n 1.5 -> [1 - 1.5 + 1]+ = 0.5; row 1: anchor 0.5 -> [0.5 - 1 + 1]+ = 0.5
     l2_pos = l2_neg = 0.5
     pos = 0.33 * (L1_POS + l2_pos + L3_POS)

@@ -176,6 +176,47 @@ def test_negative_pair_gives_no_gradient_after_cT9():
     assert all(g > 0 for g in grads(after))
 
 
+@pytest.mark.parametrize("metric_layer", ["f", "cT9"])
+def test_positive_mask_skips_negative_tails_and_keeps_the_triplet_loss(metric_layer):
+    """With positive_mask the mask tail runs on the positive rows only; the loss and every gradient equal those of a
+    full pass whose negative logits are detached (the old path), and the positive rows' logits are the full ones."""
+    from cosegkit.losses import cosegnet_loss
+
+    torch.manual_seed(0)
+    net = CoSegNet(encoder="tiny", metric_layer=metric_layer, decoder_norm="group").train()
+    a, b = _pair(4, 64, seed=5)
+    labels = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    masks = (torch.rand(4, 64, 64, generator=torch.Generator().manual_seed(1)) > 0.5).float() * labels.view(-1, 1, 1)
+
+    def loss_and_grads(out):
+        emb_b = out["embedding_b"]
+        total, _ = cosegnet_loss(out["logits_a"], out["logits_b"], masks, masks, out["embedding_a"],
+                                 torch.cat([emb_b[:2], emb_b[:2]]), torch.cat([emb_b[2:], emb_b[2:]]),
+                                 out["decision_logit"], labels)
+        net.zero_grad(set_to_none=True)
+        total.backward()
+        return total.detach(), {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+    full = net(a, b)
+    keep = labels.bool().view(-1, 1, 1, 1)
+    old = {**full, "logits_a": torch.where(keep, full["logits_a"], full["logits_a"].detach()),
+           "logits_b": torch.where(keep, full["logits_b"], full["logits_b"].detach())}
+    total_old, grads_old = loss_and_grads(old)
+    new = net(a, b, positive_mask=labels.bool())
+    assert torch.allclose(new["logits_a"][:2], full["logits_a"][:2].detach(), atol=1e-6)
+    assert torch.count_nonzero(new["logits_a"][2:]) == 0 and new["logits_a"].shape == full["logits_a"].shape
+    total_new, grads_new = loss_and_grads(new)
+    assert torch.allclose(total_new, total_old, atol=1e-6)
+    assert grads_new.keys() == grads_old.keys()
+    for name, g in grads_old.items():
+        assert torch.allclose(grads_new[name], g, atol=1e-5, rtol=1e-4), name
+    # no positive row at all: zeros of the full shape, and L2/L3 still train the metric and decision networks
+    none = net(a, b, positive_mask=torch.zeros(4, dtype=torch.bool))
+    assert none["logits_a"].shape == full["logits_a"].shape and torch.count_nonzero(none["logits_b"]) == 0
+    with pytest.raises(ValueError, match="positive_mask must have shape"):
+        net(a, b, positive_mask=torch.ones(3, dtype=torch.bool))
+
+
 def test_predict_gates_masks_with_decision():
     torch.manual_seed(0)
     net = CoSegNet(encoder="tiny").eval()

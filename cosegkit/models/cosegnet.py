@@ -14,8 +14,11 @@
 - Decision network (§3.3): concat(fs_a, fs_b) (128) -> FC32-ReLU-FC1 (-> sigmoid: common object present).
 - Conditional training (§3.5): L1 (mask loss) is back-propagated for positive pairs only, L2/L3 for all pairs, so
   for negative pairs no gradient reaches the decoder layers after the metric layer (cT10-13 for cT9). Passing
-  ``positive_mask`` to ``forward`` makes this structural: the mask logits of negative pairs are detached, so no
-  mask loss on them can produce a gradient anywhere.
+  ``positive_mask`` to ``forward`` makes this structural: the decoder layers after the metric layer run on the
+  positive pairs only, and the mask logits of negative pairs are zeros without gradient, so no mask loss on them
+  can produce a gradient anywhere. The per-image decoder (no batch statistics: GroupNorm or none) makes every
+  computed row the same as in a full pass, and a triplet batch of B positive and B negative pairs runs the mask
+  tail B times instead of 2B (for ``metric_layer="f"`` the negatives need no decoder at all).
 - Test time (§3.5): masks are multiplied by the thresholded decision (:meth:`CoSegNet.predict`).
 
 ``CoSegNetBase`` is the Table 5 ablation: no metric/decision network; each decoder gets concat(f_self, f_other)
@@ -107,15 +110,14 @@ class CoSegDecoder(nn.Module):
         return self.run(x)
 
 
-def _block_negatives(logits: torch.Tensor, positive_mask: torch.Tensor | None) -> torch.Tensor:
-    """Detach the mask logits of negative pairs (positive_mask False): no mask-loss gradient from them."""
+def _rows_to_keep(positive_mask: torch.Tensor | None, batch: int, device) -> torch.Tensor | None:
+    """positive_mask as a (B,) bool tensor on `device` (None stays None)."""
     if positive_mask is None:
-        return logits
-    pm = torch.as_tensor(positive_mask, device=logits.device)
-    if pm.shape != (logits.shape[0],):
-        raise ValueError(f"positive_mask must have shape ({logits.shape[0]},), got {tuple(pm.shape)}")
-    keep = pm.bool().view(-1, 1, 1, 1)
-    return torch.where(keep, logits, logits.detach())
+        return None
+    pm = torch.as_tensor(positive_mask, device=device)
+    if pm.shape != (batch,):
+        raise ValueError(f"positive_mask must have shape ({batch},), got {tuple(pm.shape)}")
+    return pm.bool()
 
 
 DECISION_INITS = ("difference", "default")
@@ -174,8 +176,8 @@ class CoSegNet(nn.Module):
 
     ``forward(image_a, image_b, positive_mask=None)`` -> :class:`~cosegkit.models.outputs.CoSegNetOutput`:
     logits_a, logits_b (B, 1, H, W) mask logits
-    (for rows where the (B,) bool ``positive_mask`` is False they are detached: negative pairs give no mask-loss
-    gradient, §3.5);
+    (for rows where the (B,) bool ``positive_mask`` is False they are not computed: zeros without gradient, since
+    negative pairs give no mask-loss gradient, §3.5);
     embedding_a, embedding_b (B, 64) metric outputs fs; pooled_a, pooled_b (B, C) the GAP vectors fu;
     decision_logit (B,) pre-sigmoid (and decision_logit_b in single-image mode).
     """
@@ -219,28 +221,38 @@ class CoSegNet(nn.Module):
         """Decoder layers after the metric layer: not trained by negative pairs (cT10-cT13 for cT9)."""
         return list(LAYER_NAMES[self._metric_index :])
 
-    def _branch(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(mask logits, fu, fs) for one image batch."""
+    def _branch(self, image: torch.Tensor, keep: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mask logits, fu, fs) for one image batch; with `keep` (B,) bool, the decoder layers after the metric
+        layer run on the kept rows only and the other rows' logits are zeros without gradient."""
         f = self.encoder(image)[-1]
         tap = f if self._metric_index == 0 else self.decoder.run(f, 1, self._metric_index)
-        logits = self.decoder.run(tap, self._metric_index + 1, 13)
         fu = tap.mean(dim=(2, 3))
+        if keep is None or bool(keep.all()):
+            logits = self.decoder.run(tap, self._metric_index + 1, 13)
+        else:
+            tail = [n for n in self.post_metric_layers() if n in self.decoder.upsample_before]
+            scale = 2 ** len(tail)
+            logits = tap.new_zeros((tap.shape[0], 1, tap.shape[2] * scale, tap.shape[3] * scale))
+            if bool(keep.any()):
+                kept = self.decoder.run(tap[keep], self._metric_index + 1, 13)
+                logits = logits.to(kept.dtype).index_put((keep.nonzero().squeeze(1),), kept)
         return logits, fu, self.metric(fu)
 
     def forward(
         self, image_a: torch.Tensor, image_b: torch.Tensor, positive_mask: torch.Tensor | None = None
     ) -> CoSegNetOutput:
         check_pair(image_a, image_b)
-        logits_a, fu_a, fs_a = self._branch(image_a)
-        logits_b, fu_b, fs_b = self._branch(image_b)
+        keep = _rows_to_keep(positive_mask, image_a.shape[0], image_a.device)
+        logits_a, fu_a, fs_a = self._branch(image_a, keep)
+        logits_b, fu_b, fs_b = self._branch(image_b, keep)
         decision_b = None
         if self.single_image:
             decision = self.decision(torch.cat([fs_a, fs_a], dim=1)).squeeze(1)
             decision_b = self.decision(torch.cat([fs_b, fs_b], dim=1)).squeeze(1)
         else:
             decision = self.decision(torch.cat([fs_a, fs_b], dim=1)).squeeze(1)
-        return CoSegNetOutput(_block_negatives(logits_a, positive_mask), _block_negatives(logits_b, positive_mask),
-                              fs_a, fs_b, fu_a, fu_b, decision, decision_b)
+        return CoSegNetOutput(logits_a, logits_b, fs_a, fs_b, fu_a, fu_b, decision, decision_b)
 
     def metric_embedding(self, image: torch.Tensor) -> torch.Tensor:
         """fs (B, 64) of one image batch, computing the decoder only up to the metric layer (for triplets)."""
