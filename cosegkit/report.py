@@ -38,7 +38,7 @@ class Provenance:
 
     profile: str
     dataset: str
-    image_size: int
+    image_size: int | tuple[int, ...]  # a tuple when the runs of a table differ in size
     seeds: tuple[int, ...]
     commit: str
     wall_time_s: float | None = None
@@ -46,8 +46,10 @@ class Provenance:
     def caption(self) -> str:
         seeds = ",".join(str(s) for s in self.seeds)
         wall = f"; wall time {self.wall_time_s / 60:.1f} min" if self.wall_time_s is not None else ""
+        sizes = self.image_size if isinstance(self.image_size, tuple) else (self.image_size,)
+        size = " and ".join(f"{s}x{s}" for s in sizes)
         return (
-            f"Ours: profile `{self.profile}`, dataset {self.dataset}, {self.image_size}x{self.image_size} px, "
+            f"Ours: profile `{self.profile}`, dataset {self.dataset}, {size} px, "
             f"seed(s) {seeds}, commit {self.commit}{wall}."
         )
 

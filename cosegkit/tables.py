@@ -165,7 +165,7 @@ def provenance_for(results, dataset: str, profile: str) -> Provenance:
     sizes = sorted({r.settings.data.image_size for r in results})
     seeds = tuple(sorted({r.settings.seed for r in results}))
     wall = float(np.sum([r.wall_time_s for r in results])) if results else None
-    return Provenance(profile=profile, dataset=dataset, image_size=sizes[0] if len(sizes) == 1 else sizes[-1],
+    return Provenance(profile=profile, dataset=dataset, image_size=sizes[0] if len(sizes) == 1 else tuple(sizes),
                       seeds=seeds, commit=", ".join(commits), wall_time_s=wall)
 
 

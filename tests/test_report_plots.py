@@ -36,6 +36,9 @@ def test_write_table_writes_csv_and_markdown_with_provenance(tmp_path):
     assert "| paper | 95.4 | – |" in text
     assert "profile `cpu`" in text and "seed(s) 0,1" in text and "commit abc123" in text and "2.0 min" in text
     assert pd.read_csv(tmp_path / "tables" / "t1.csv").shape == (2, 3)
+    assert "160x160 px" in text
+    mixed = Provenance("cpu", "PASCAL-VOC co-seg", (128, 192), (0,), "abc123")
+    assert "128x128 and 192x192 px" in mixed.caption()  # a table whose runs differ in size names every size
 
 
 def test_to_markdown_escapes_pipes():

@@ -43,6 +43,12 @@ class TripletData(RunData):
 
     triplet_mining: str = "random"  # data.triplet_mining
     mining_pool: int = 1  # data.mining_pool (candidate negatives per triplet under "semihard")
+    head_triplets: int = 0  # data.head_triplets (extra triplets per triplet for the metric / decision networks)
+
+    def extra_triplet_specs(self, epoch: int, i: int) -> list:
+        """The `head_triplets` extra triplet specs of sample i of `epoch`, drawn as the epoch's own triplets are
+        (random negatives). Pure in (seed, epoch, i)."""
+        raise NotImplementedError
 
     def negative_candidates(self, spec, epoch: int, i: int) -> list:
         """The `mining_pool` candidate negatives of triplet `spec` (sample i of `epoch`): the triplet's own (random)
@@ -65,6 +71,13 @@ class TripletData(RunData):
     def train_item(self, spec, epoch: int, i: int, seeded) -> dict:
         pos, neg = self.triplet(spec)
         out = {"pos": tensors(seeded(pos, 0))}
+        if self.head_triplets:
+            # extra triplet k is transformed under (seed, epoch, i, -1 - 2k) and (..., -2 - 2k): apart from the
+            # main pairs' 0, 1 and the mining pool's 1 + j
+            extra = [self.triplet(x) for x in self.extra_triplet_specs(epoch, i)]
+            for part, side in (("extra_pos", 0), ("extra_neg", 1)):
+                pairs = [tensors(seeded(t[side], -1 - 2 * k - side)) for k, t in enumerate(extra)]
+                out[part] = {key: torch.stack([p[key] for p in pairs]) for key in KEEP}
         if self.triplet_mining != "semihard":
             out["neg"] = tensors(seeded(neg, 1))
             return out
@@ -106,6 +119,10 @@ class RealTripletData(TripletData):
         return [tuple(t) for t in cosegnet_triplets(self.dataset, self.train_idx, n=n,
                                                     seed=derive_seed(self.seed, epoch, 2))]
 
+    def extra_triplet_specs(self, epoch: int, i: int) -> list:
+        return [tuple(t) for t in cosegnet_triplets(self.dataset, self.train_idx, n=self.head_triplets,
+                                                    seed=derive_seed(self.seed, epoch, i, 5))]
+
     def triplet(self, spec) -> tuple[dict, dict]:
         a, p, n = spec
         ia, ip = self.dataset[a], self.dataset[p]
@@ -145,12 +162,16 @@ class SyntheticTripletData(TripletData):
 
     def epoch_samples(self, epoch: int) -> list:
         rng = np.random.default_rng([self.seed, epoch, 1])
-        out = []
-        for k in take(rng, len(self.train_pool), self.pairs_per_epoch):
-            cand = self.synthetic_negatives[k]
-            k2, side = cand[int(rng.integers(len(cand)))]
-            out.append((k, k2, side))
-        return out
+        return [self._with_negative(k, rng) for k in take(rng, len(self.train_pool), self.pairs_per_epoch)]
+
+    def _with_negative(self, k: int, rng: np.random.Generator) -> tuple:
+        cand = self.synthetic_negatives[k]
+        k2, side = cand[int(rng.integers(len(cand)))]
+        return k, k2, side
+
+    def extra_triplet_specs(self, epoch: int, i: int) -> list:
+        rng = np.random.default_rng([self.seed, epoch, i, 5])
+        return [self._with_negative(int(rng.integers(len(self.train_pool))), rng) for _ in range(self.head_triplets)]
 
     def triplet(self, spec) -> tuple[dict, dict]:
         k, k2, side = spec
@@ -197,7 +218,8 @@ def _check_two_groups(settings: TrainSettings, data_root):
 
 def triplet_data(settings: TrainSettings, data_root=None, val_negatives: bool = False) -> TripletData:
     """The triplet run data of CoSegNet and CoSegNet-base (`val_negatives`: with negative validation pairs)."""
-    mining = dict(triplet_mining=settings.data.triplet_mining, mining_pool=settings.data.mining_pool)
+    mining = dict(triplet_mining=settings.data.triplet_mining, mining_pool=settings.data.mining_pool,
+                  head_triplets=settings.data.head_triplets)
     if data_root is None:
         fields = synthetic_sets(settings, val_negatives)
         split_seed = settings.seed if settings.data.split_seed is None else settings.data.split_seed
@@ -207,15 +229,21 @@ def triplet_data(settings: TrainSettings, data_root=None, val_negatives: bool = 
     return RealTripletData(**fields, **mining, dataset=ds, train_idx=fields["split"]["train"])
 
 
-def triplet_sections(experiment, profile, dataset: str) -> dict:
-    """model, data, optim and epochs of a CoSegNet or CoSegNet-base experiment."""
+def triplet_sections(experiment, profile, dataset: str, has_heads: bool = True) -> dict:
+    """model, data, optim and epochs of a CoSegNet or CoSegNet-base experiment (CoSegNet's claim rows get the
+    profile's `cosegnet_claim_head_triplets` when the model `has_heads` (metric and decision networks), its other
+    rows the `cosegnet_ablation_image_size`)."""
     model = replace(profile.cosegnet_model, family=experiment.family,
                     metric_layer=experiment.metric_layer or profile.cosegnet_model.metric_layer,
                     single_image=experiment.single_image)
     optim = profile.cosegnet_optim
     if dataset == "internet":  # cosegnet §4.1: weight decay 5e-4 on the Internet dataset
         optim = replace(optim, weight_decay=profile.cosegnet_weight_decay_internet)
-    return dict(model=model, data=replace(profile.cosegnet_data, dataset=dataset), optim=optim,
+    heads = profile.cosegnet_claim_head_triplets if experiment.claim and has_heads else 0
+    data = replace(profile.cosegnet_data, dataset=dataset, head_triplets=heads)
+    if not experiment.claim and profile.cosegnet_ablation_image_size is not None:
+        data = replace(data, image_size=profile.cosegnet_ablation_image_size)
+    return dict(model=model, data=data, optim=optim,
                 epochs=profile.cosegnet_claim_epochs if experiment.claim else profile.cosegnet_epochs)
 
 
@@ -274,16 +302,19 @@ def mine_negatives(model: nn.Module, pos: dict, pool: dict, margin: float) -> tu
     return neg, semihard
 
 
-def _terms(out, b: int, masks_a, masks_b, labels, settings: TrainSettings):
+def _terms(out, b: int, masks_a, masks_b, labels, settings: TrainSettings, mask_term: bool = True):
+    """Eq. 1 over the 2b pairs of the model output `out` ([(a, p) ..., (a, n) ...]); `mask_term=False`: w1 = 0 for
+    the positive pairs too (the extra head triplets, whose mask logits were not computed)."""
     ls = settings.loss
     emb_b = out.embedding_b.float()
     emb_p, emb_n = emb_b[:b], emb_b[b:]
+    w_pos = tuple(ls.positive_weights) if mask_term else (0.0, *tuple(ls.positive_weights)[1:])
     # row r = one pair; both pairs of a triplet carry the triplet's (anchor of the row, positive, negative)
     total, parts = cosegnet_loss(
         out.logits_a.float(), out.logits_b.float(), masks_a, masks_b,
         out.embedding_a.float(), torch.cat([emb_p, emb_p]), torch.cat([emb_n, emb_n]),
         out.decision_logit.float(), labels,
-        margin=ls.triplet_margin, positive_weights=ls.positive_weights, negative_weights=ls.negative_weights,
+        margin=ls.triplet_margin, positive_weights=w_pos, negative_weights=ls.negative_weights,
     )
     return total, {"loss_l1": parts["l1"], "loss_l2": parts["l2"], "loss_l3": parts["l3"]}
 
@@ -298,7 +329,8 @@ class CoSegNetTask(Task):
         return triplet_sections(experiment, profile, dataset)
 
     def slug_parts(self, settings: TrainSettings) -> list[str]:
-        return ["cosegnet", settings.model.metric_layer]
+        heads = settings.data.head_triplets
+        return ["cosegnet", settings.model.metric_layer] + ([f"head{heads}"] if heads else [])
 
     def build_model(self, ms: ModelSettings) -> nn.Module:
         model = CoSegNet(pretrained=ms.pretrained, metric_layer=ms.metric_layer, encoder=ms.encoder,
@@ -327,6 +359,16 @@ class CoSegNetTask(Task):
         out = model(image_a, image_b, positive_mask=labels > 0.5)
         with fp32(image_a.device):
             total, terms = _terms(out, pos["image_a"].shape[0], masks_a, masks_b, labels, settings)
+        if "extra_pos" in batch:
+            # a forward of its own (so batch statistics, where a model has them, stay those of the main pairs), with
+            # no mask tail: positive_mask False for every extra pair
+            flat = {part: {k: v.flatten(0, 1) for k, v in batch[part].items()} for part in ("extra_pos", "extra_neg")}
+            xa, xb, xma, xmb, xlabels = pair_batch(flat["extra_pos"], flat["extra_neg"])
+            out_x = model(xa, xb, positive_mask=torch.zeros_like(xlabels, dtype=torch.bool))
+            with fp32(image_a.device):
+                extra, extra_terms = _terms(out_x, xa.shape[0] // 2, xma, xmb, xlabels, settings, mask_term=False)
+            total = total + extra
+            terms.update(loss_l2_extra=extra_terms["loss_l2"], loss_l3_extra=extra_terms["loss_l3"])
         if mined is not None:
             terms["mining_semihard_fraction"] = mined  # diagnostic, not a loss term (results.json history)
         return total, terms

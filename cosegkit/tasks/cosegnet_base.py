@@ -27,7 +27,7 @@ class CoSegNetBaseTask(Task):
     unused_parameters = True
 
     def experiment_sections(self, experiment, profile, dataset: str) -> dict:
-        sections = triplet_sections(experiment, profile, dataset)
+        sections = triplet_sections(experiment, profile, dataset, has_heads=False)
         sections["data"] = replace(sections["data"], triplet_mining="random")  # no metric embedding to mine with
         return sections
 
@@ -46,6 +46,9 @@ class CoSegNetBaseTask(Task):
         if settings.data.triplet_mining == "semihard":
             raise ValueError("data.triplet_mining='semihard' needs CoSegNet's triplets and metric embeddings; "
                              "cosegnet-base has no metric network: use data.triplet_mining='random'")
+        if settings.data.head_triplets:
+            raise ValueError(f"data.head_triplets={settings.data.head_triplets} trains CoSegNet's metric and decision "
+                             "networks; cosegnet-base has neither: use data.head_triplets=0")
         return triplet_data(settings, data_root)
 
     def collate(self, batch: list[dict]) -> dict:

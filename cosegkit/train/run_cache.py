@@ -23,7 +23,13 @@ from cosegkit.train.engine import aggregate_splits, read_run_result, stored_expe
 from cosegkit.train.experiments import build_settings, get_experiment
 from cosegkit.train.profiles import get_profile
 from cosegkit.train.records import RunResult
-from cosegkit.train.settings import ADDED_FIELDS, ADDED_MODEL_FIELDS, RETIRED_FIELDS, settings_to_dict
+from cosegkit.train.settings import (
+    ADDED_DATA_FIELDS,
+    ADDED_FIELDS,
+    ADDED_MODEL_FIELDS,
+    RETIRED_FIELDS,
+    settings_to_dict,
+)
 
 __all__ = ["data_tag", "run_key", "run_slug", "run_dir_for", "train_or_reuse", "run_experiments", "run_splits"]
 
@@ -40,14 +46,17 @@ def data_tag(data_root: str | None) -> str:
 def run_key(settings) -> str:
     """10 hex digits of a SHA-256 over the settings that decide what a run trains: everything except its name,
     description, progress bars and the deviations text (and settings added later, at the default they were added at:
-    ``ADDED_MODEL_FIELDS``, ``ADDED_FIELDS``), with ``data.split_seed=None`` written as the seed it
-    stands for (so ``unet-dice`` and ``pixel-dml-none --set data.split_seed=0`` at seed 0 share a key when their
+    ``ADDED_MODEL_FIELDS``, ``ADDED_DATA_FIELDS``, ``ADDED_FIELDS``), with ``data.split_seed=None`` written as the
+    seed it stands for (so ``unet-dice`` and ``pixel-dml-none --set data.split_seed=0`` at seed 0 share a key when their
     other settings agree). Retired settings enter with the value they always had, so existing run folders keep
     their names."""
     record = {k: v for k, v in settings_to_dict(settings).items() if k not in _NOT_IN_KEY}
     for name, default in ADDED_MODEL_FIELDS.items():
         if record["model"].get(name) == default:
             del record["model"][name]
+    for name, default in ADDED_DATA_FIELDS.items():
+        if record["data"].get(name) == default:
+            del record["data"][name]
     for name, default in ADDED_FIELDS.items():
         if record.get(name) == default:
             del record[name]

@@ -177,6 +177,10 @@ class DataSettings:
     # gradients (see cosegkit.train.modeling and cosegkit.losses.cosegnet.select_semihard_negatives).
     triplet_mining: str = "random"
     mining_pool: int = 8  # candidate negatives per triplet under "semihard" (unused under "random")
+    # CoSegNet (ours, 0 = the paper): extra random triplets per training triplet whose two pairs train only the
+    # metric and decision networks (L2 and L3, no mask term, so no decoder pass after the metric layer); their
+    # mean w2 L2 + w3 L3 is added to eq. 1 of the batch's triplets (cosegkit.tasks.cosegnet)
+    head_triplets: int = 0
 
     def __post_init__(self):
         if self.image_size % 32:
@@ -190,6 +194,8 @@ class DataSettings:
                              f"got {self.triplet_mining!r}")
         if isinstance(self.mining_pool, bool) or not isinstance(self.mining_pool, int) or self.mining_pool < 1:
             raise ValueError(f"data.mining_pool must be an int >= 1, got {self.mining_pool!r}")
+        if isinstance(self.head_triplets, bool) or not isinstance(self.head_triplets, int) or self.head_triplets < 0:
+            raise ValueError(f"data.head_triplets must be an int >= 0, got {self.head_triplets!r}")
 
 
 @dataclass(frozen=True)
@@ -265,6 +271,7 @@ RETIRED_FIELDS = {"fault_sigkill_step": None}  # a test-only hook, now passed to
 # Settings added after runs were committed, with the default they were added at: at that default they are left out
 # of the run key (cosegkit.train.run_cache.run_key), so those runs keep their folders.
 ADDED_MODEL_FIELDS = {"skip_attention": False, "match_stride": 32}
+ADDED_DATA_FIELDS = {"head_triplets": 0}
 ADDED_FIELDS = {"amp_on_cpu": False, "channels_last_on_cpu": False}  # the same for top-level settings
 
 
