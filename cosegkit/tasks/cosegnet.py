@@ -12,6 +12,12 @@ train/eval mode, BatchNorm running statistics left untouched), keeps one candida
 `select_semihard_negatives` (FaceNet's rule, margin `loss.triplet_margin`), and the step then runs exactly as with
 a random negative. With `mining_pool=1` it is the random mode, bit for bit.
 
+With `data.head_triplets=h` > 0 (ours; the paper has none) each training triplet also carries h extra random
+triplets: their 2h pairs run in a forward of their own with ``positive_mask`` False (no mask tail), and their eq. 1
+without the mask term (w1 = 0 for positive pairs too), averaged over those pairs, is added to the batch's eq. 1.
+They give the metric and decision networks more pairs per step at almost no cost when the metric layer is f and
+the encoder frozen (cached): the masks still train on the batch's own triplets alone.
+
 Prediction: sigmoid mask probabilities, gated at test time by the decision network (§3.5, `decision_gate`).
 :class:`TripletData` (real or synthetic) is shared with CoSegNet-base (cosegkit.tasks.cosegnet_base).
 """
