@@ -1,7 +1,7 @@
 """The cpu profile's training path against the old one, and training against the data pipeline alone.
 
     .venv/bin/python benchmarks/bench_train.py [--experiment unet-dice] [--profile cpu] [--data-root DIR]
-        [--steps 20] [--budget-s 0] [--precision] [--cosegnet-tail]
+        [--steps 20] [--budget-s 0] [--precision]
 
 Measured in one run, on the same epoch samples, model and image size:
 1. the data pipeline alone (the engine's DataLoader with TrainSamples + collate, decoded-image cache warm);
@@ -18,11 +18,6 @@ Measured in one run, on the same epoch samples, model and image size:
 4. with ``--precision``: the new path's warm steps again in float32 (the profiles' arithmetic), with the model
    channels-last, under bf16 autocast, and both (the opt-in ``channels_last_on_cpu`` / ``amp_on_cpu``), each from
    the same initial weights on the same batches, as ratios to float32, with the loss after those steps beside it.
-5. with ``--cosegnet-tail`` (a CoSegNet experiment): the new path's warm steps with the decoder run on every pair
-   and the negative pairs' mask logits detached (CoSegNet before ``positive_mask`` skipped them) against the
-   model's own path, which runs the layers after the metric layer on the positive pairs only; then the same
-   steps with the profile's claim-row ``data.head_triplets`` (the extra pairs of the metric and decision
-   networks), as ratios, with the loss after those steps beside them.
 Pairs: SiameseUNet counts image pairs; CoSegNet counts triplets x 2 (a positive and a negative pair each).
 Exit status 1 when the data pipeline is not at least 3x faster than the new path's training.
 """
@@ -121,9 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=0.0, help="also train each path this long and score val J")
     ap.add_argument("--precision", action="store_true",
                     help="also time the new path with channels-last and bf16 autocast (amp_on_cpu)")
-    ap.add_argument("--cosegnet-tail", action="store_true",
-                    help="CoSegNet: also time the decoder on every pair (old) against positive pairs only, and the "
-                         "claim rows' head triplets")
     args = ap.parse_args(argv)
 
     new = build_settings(args.experiment, args.profile, seed=0, overrides={"progress": False})
@@ -169,8 +161,6 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.precision:
         _precision(new, initial, new_batches)
-    if args.cosegnet_tail:
-        _cosegnet_tail(new, initial, new_batches, data, args)
 
     if args.budget_s > 0:
         feature_cache._MEMORY.clear()
@@ -214,57 +204,3 @@ def _precision(settings, initial: dict, batches: list) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-class _EveryTail(torch.nn.Module):
-    """CoSegNet as it ran before ``positive_mask`` skipped the negative pairs' mask tail: the whole decoder on every
-    pair, the negative pairs' mask logits detached (the same loss and gradients; tests/test_models_cosegnet.py)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, image_a, image_b, positive_mask=None):
-        out = self.net(image_a, image_b)
-        if positive_mask is None:
-            return out
-        keep = positive_mask.view(-1, 1, 1, 1)
-        out.logits_a = torch.where(keep, out.logits_a, out.logits_a.detach())
-        out.logits_b = torch.where(keep, out.logits_b, out.logits_b.detach())
-        return out
-
-
-def _cosegnet_tail(settings, initial: dict, batches: list, data, args) -> None:
-    from dataclasses import replace
-
-    from cosegkit.train.profiles import get_profile
-
-    if settings.model.family != "cosegnet":
-        print(f"--cosegnet-tail: {args.experiment} is not a CoSegNet experiment; skipped")
-        return
-    every, own = Path_("every", settings, initial), Path_("own", settings, initial)
-    every.model = _EveryTail(every.model)
-    every.opt = make_optimizer(every.model.net, settings.optim)
-    for path in (every, own):  # warm-up step on a copy, so both time the same batches from the same weights
-        warm = Path_("warm", settings, initial)
-        warm.model = _EveryTail(warm.model) if path is every else warm.model
-        warm.step(batches[0])
-    every_s, n = _timed_steps(every, batches)
-    own_s, _ = _timed_steps(own, batches)
-    heads = get_profile(args.profile).cosegnet_claim_head_triplets
-    print(f"CoSegNet mask tail ({settings.model.metric_layer} metric layer, {len(batches)} warm steps, same weights "
-          "and batches):")
-    print(f"  decoder on every pair, negatives detached : {1000 * every_s / len(batches):6.0f} ms/step  "
-          f"loss after {every.last_loss:.4f}")
-    print(f"  tail on positive pairs only (the model's) : {1000 * own_s / len(batches):6.0f} ms/step  "
-          f"loss after {own.last_loss:.4f}  -> {every_s / own_s:.2f}x")
-    if heads:
-        with_heads = replace(settings, data=replace(settings.data, head_triplets=heads))
-        hdata = build_run_data(with_heads, args.data_root)
-        hpath = Path_("heads", with_heads, initial)
-        hbatches = list(_loader(hdata, with_heads, hpath.model, 0))
-        _timed_steps(Path_("warm", with_heads, initial), hbatches)  # fills the cache for the extra images
-        heads_s, _ = _timed_steps(hpath, hbatches)
-        print(f"  + data.head_triplets={heads} (claim rows)      : {1000 * heads_s / len(hbatches):6.0f} ms/step  "
-              f"-> {heads_s / own_s:.2f}x the time of the tail-only step, {every_s / heads_s:.2f}x faster than "
-              "every-pair")
