@@ -66,3 +66,21 @@ def voc_root() -> Path:
     if not Path(value).is_dir():
         pytest.skip("set COSEGKIT_VOC_ROOT to the PASCAL-VOC co-segmentation folder to run this test")
     return Path(value)
+
+
+@pytest.fixture(scope="session")
+def rectangles_folder(tmp_path_factory):
+    """3 groups x 10 images (a coloured rectangle on noise): 6 of each in the 3:1:1 training split."""
+    root = tmp_path_factory.mktemp("coseg")
+    rng = np.random.default_rng(0)
+    for group in ("red", "green", "blue"):
+        (root / group / "images").mkdir(parents=True)
+        (root / group / "masks").mkdir()
+        for i in range(10):
+            image = rng.integers(0, 120, size=(64, 64, 3), dtype=np.uint8)
+            mask = np.zeros((64, 64), dtype=bool)
+            mask[10:30, 12 + 2 * i:44] = True
+            image[mask] = 200
+            Image.fromarray(image).save(root / group / "images" / f"img_{i}.png")
+            Image.fromarray(mask.astype(np.uint8) * 255).save(root / group / "masks" / f"img_{i}.png")
+    return root

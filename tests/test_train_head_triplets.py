@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from cosegkit.losses import cosegnet_loss
 from cosegkit.tasks import build_run_data
@@ -122,19 +121,8 @@ def test_bad_head_triplets_are_refused():
         build_run_data(_smoke("cosegnet-base", **{"data.head_triplets": 2}))
 
 
-def test_real_data_extras_are_triplets_and_a_run_trains(tmp_path):
-    root = tmp_path / "coseg"
-    rng = np.random.default_rng(0)
-    for group in ("red", "green", "blue"):
-        (root / group / "images").mkdir(parents=True)
-        (root / group / "masks").mkdir()
-        for i in range(10):
-            image = rng.integers(0, 120, size=(64, 64, 3), dtype=np.uint8)
-            mask = np.zeros((64, 64), dtype=bool)
-            mask[10:30, 12 + 2 * i:44] = True
-            image[mask] = 200
-            Image.fromarray(image).save(root / group / "images" / f"img_{i}.png")
-            Image.fromarray(mask.astype(np.uint8) * 255).save(root / group / "masks" / f"img_{i}.png")
+def test_real_data_extras_are_triplets_and_a_run_trains(rectangles_folder, tmp_path):
+    root = rectangles_folder
     extra = {"data.head_triplets": 2, "data.test_negative_pairs": 2}
     data = build_run_data(_smoke(**extra), root)
     ds = data.dataset

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from cosegkit.cli import main
 from cosegkit.losses import select_semihard_negatives
@@ -152,33 +151,15 @@ def test_semihard_is_refused_where_there_is_nothing_to_mine_with():
             build_run_data(s)
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """3 groups x 10 images (a coloured rectangle on noise): 6 of each in the 3:1:1 training split."""
-    root = tmp_path_factory.mktemp("coseg")
-    rng = np.random.default_rng(0)
-    for group in ("red", "green", "blue"):
-        (root / group / "images").mkdir(parents=True)
-        (root / group / "masks").mkdir()
-        for i in range(10):
-            image = rng.integers(0, 120, size=(64, 64, 3), dtype=np.uint8)
-            mask = np.zeros((64, 64), dtype=bool)
-            mask[10:30, 12 + 2 * i:44] = True
-            image[mask] = 200
-            Image.fromarray(image).save(root / group / "images" / f"img_{i}.png")
-            Image.fromarray(mask.astype(np.uint8) * 255).save(root / group / "masks" / f"img_{i}.png")
-    return root
-
-
-def test_real_data_candidates_are_negatives_of_anchor_and_positive(folder, tmp_path):
+def test_real_data_candidates_are_negatives_of_anchor_and_positive(rectangles_folder, tmp_path):
     mining = {"data.triplet_mining": "semihard", "data.mining_pool": 4, "data.test_negative_pairs": 2}
-    data = build_run_data(_smoke(**mining), folder)
+    data = build_run_data(_smoke(**mining), rectangles_folder)
     ds = data.dataset
     for i, (a, p, n) in enumerate(data.epoch_samples(0)):
         cand = data.negative_candidates((a, p, n), 0, i)
         assert cand[0] == n and len(cand) == 4 and len(set(cand)) == 4  # of the 12 training images of the other groups
         assert all(ds.group_of(c) not in (ds.group_of(a), ds.group_of(p)) for c in cand)
-    run = train("cosegnet", "smoke", tmp_path / "real", data_root=folder,
+    run = train("cosegnet", "smoke", tmp_path / "real", data_root=rectangles_folder,
                 overrides={"progress": False, "epochs": 1, **mining})
     assert "mining_semihard_fraction" in run.history[0]
 
