@@ -1,7 +1,7 @@
 """The cpu profile's training path against the old one, and training against the data pipeline alone.
 
     .venv/bin/python benchmarks/bench_train.py [--experiment unet-dice] [--profile cpu] [--data-root DIR]
-        [--steps 20] [--budget-s 0] [--precision]
+        [--steps 20] [--budget-s 0] [--precision] [--cosegnet-tail]
 
 Measured in one run, on the same epoch samples, model and image size:
 1. the data pipeline alone (the engine's DataLoader with TrainSamples + collate, decoded-image cache warm);
@@ -18,6 +18,11 @@ Measured in one run, on the same epoch samples, model and image size:
 4. with ``--precision``: the new path's warm steps again in float32 (the profiles' arithmetic), with the model
    channels-last, under bf16 autocast, and both (the opt-in ``channels_last_on_cpu`` / ``amp_on_cpu``), each from
    the same initial weights on the same batches, as ratios to float32, with the loss after those steps beside it.
+5. with ``--cosegnet-tail`` (a CoSegNet experiment): the new path's warm steps with the whole decoder run on every
+   pair and the negative pairs' mask logits detached (CoSegNet before ``positive_mask`` skipped them) against the
+   model's own path, which runs the layers after the metric layer on the positive pairs only; both from the same
+   weights on the same batches, with the loss after those steps beside them (equal up to rounding: the two paths
+   have the same loss and gradients, tests/test_models_cosegnet.py).
 Pairs: SiameseUNet counts image pairs; CoSegNet counts triplets x 2 (a positive and a negative pair each).
 Exit status 1 when the data pipeline is not at least 3x faster than the new path's training.
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -116,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=0.0, help="also train each path this long and score val J")
     ap.add_argument("--precision", action="store_true",
                     help="also time the new path with channels-last and bf16 autocast (amp_on_cpu)")
+    ap.add_argument("--cosegnet-tail", action="store_true",
+                    help="CoSegNet: also time the decoder on every pair (before positive_mask) against the mask "
+                         "tail on positive pairs only")
     args = ap.parse_args(argv)
 
     new = build_settings(args.experiment, args.profile, seed=0, overrides={"progress": False})
@@ -161,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.precision:
         _precision(new, initial, new_batches)
+    if args.cosegnet_tail:
+        _cosegnet_tail(new, initial, new_batches)
 
     if args.budget_s > 0:
         feature_cache._MEMORY.clear()
@@ -200,6 +211,50 @@ def _precision(settings, initial: dict, batches: list) -> None:
         times[name], _ = _timed_steps(path, batches)
         print(f"{name:21s}: {1000 * times[name] / len(batches):6.0f} ms/step  {times['float32'] / times[name]:5.2f}x"
               f"  (loss after {len(batches)} steps {path.last_loss:.4f})")
+
+
+def _decoder_on_every_pair(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` (a CoSegNet) as it ran before ``positive_mask`` skipped the negative pairs' mask tail: the whole
+    decoder on every pair, the negative pairs' mask logits detached (same loss and gradients). The instance's class
+    is swapped for a subclass, so everything else about it (frozen encoder, feature cache, attributes the task
+    reads) stays as it is."""
+    base = type(model)
+
+    class DecoderOnEveryPair(base):
+        def forward(self, image_a, image_b, positive_mask=None):
+            out = base.forward(self, image_a, image_b)
+            if positive_mask is not None:
+                keep = torch.as_tensor(positive_mask).bool().view(-1, 1, 1, 1)
+                out = dataclasses.replace(out, logits_a=torch.where(keep, out.logits_a, out.logits_a.detach()),
+                                          logits_b=torch.where(keep, out.logits_b, out.logits_b.detach()))
+            return out
+
+    model.__class__ = DecoderOnEveryPair
+    return model
+
+
+def _cosegnet_tail(settings, initial: dict, batches: list) -> None:
+    """Warm-cache steps with the decoder on every pair against the model's own path (section 5)."""
+    if settings.model.family != "cosegnet":
+        print(f"--cosegnet-tail: {settings.experiment} is not a CoSegNet experiment; skipped")
+        return
+    times, losses = {}, {}
+    for name in ("every pair", "positive pairs only"):
+        path = Path_(name, settings, initial)
+        if name == "every pair":
+            _decoder_on_every_pair(path.model)
+        path.step(batches[0])  # warm-up (first-call overheads); the timed steps start from the same weights
+        path.model.load_state_dict(initial)
+        path.opt = make_optimizer(path.model, settings.optim)
+        times[name], _ = _timed_steps(path, batches)
+        losses[name] = path.last_loss
+    every, own = times["every pair"], times["positive pairs only"]
+    print(f"CoSegNet mask tail ({settings.model.metric_layer} metric layer, {len(batches)} warm steps, same weights "
+          "and batches):")
+    print(f"  decoder on every pair, negatives detached: {1000 * every / len(batches):6.0f} ms/step  "
+          f"loss after {losses['every pair']:.4f}")
+    print(f"  tail on positive pairs only (the model's): {1000 * own / len(batches):6.0f} ms/step  "
+          f"loss after {losses['positive pairs only']:.4f}  -> {every / own:.2f}x")
 
 
 if __name__ == "__main__":
