@@ -4,7 +4,9 @@
         [--steps 20] [--budget-s 0] [--precision] [--cosegnet-tail]
 
 Measured in one run, on the same epoch samples, model and image size:
-1. the data pipeline alone (the engine's DataLoader with TrainSamples + collate, decoded-image cache warm);
+1. the data pipeline alone (the engine's DataLoader with TrainSamples + collate, decoded-image cache warm), with
+   PairTransform's view cache warm (as after a run's first epochs: flip-only augmentation gives each image two
+   views) and without it (the v2 pipeline on every call; the same tensors);
 2. training steps (forward + loss + backward + optimizer step, the engine's compute_loss) on two paths:
    - old: the encoder is fine-tuned (at ``optim.encoder_lr_mult``) on colour-jittered inputs, as the cpu profile
      did before the feature cache (``model.freeze_encoder=false``, ``data.augment="flip_jitter"``);
@@ -57,9 +59,18 @@ from cosegkit.train.trainer import to_device
 OLD_PATH = {"model.freeze_encoder": False, "data.augment": "flip_jitter"}
 
 
-def _loader(data, settings, model, epoch: int) -> DataLoader:
-    ds = TrainSamples(data, data.epoch_samples(epoch), epoch, train_transform(settings, model))
+def _loader(data, settings, model, epoch: int, transform=None) -> DataLoader:
+    transform = transform or train_transform(settings, model)
+    ds = TrainSamples(data, data.epoch_samples(epoch), epoch, transform)
     return DataLoader(ds, batch_size=settings.data.batch_size, shuffle=False, num_workers=0, collate_fn=collate)
+
+
+def _data_rate(data, settings, model, transform) -> float:
+    """Pairs per second of one epoch of the data pipeline through `transform`."""
+    t0, n = time.perf_counter(), 0
+    for batch in _loader(data, settings, model, 0, transform):
+        n += _pairs_in(batch)
+    return n / (time.perf_counter() - t0)
 
 
 def _pairs_in(batch: dict) -> int:
@@ -146,12 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.experiment} @ {args.profile}: {new.data.image_size}px, batch {new.data.batch_size}, "
           f"{torch.get_num_threads()} threads, {args.steps} steps per path, data {data.source}; {_cpu_name()}")
 
-    for _ in _loader(data, new, new_path.model, 0):  # decode every image once (both paths share the decodes)
+    views = train_transform(new, new_path.model)  # one transform: its view cache lives as long as a run's
+    for _ in _loader(data, new, new_path.model, 0, views):  # decode every image once, fill the view cache
         pass
-    t0, n_data = time.perf_counter(), 0
-    for batch in _loader(data, new, new_path.model, 0):
-        n_data += _pairs_in(batch)
-    data_rate = n_data / (time.perf_counter() - t0)
+    data_rate = _data_rate(data, new, new_path.model, views)
+    no_views = train_transform(new, new_path.model, cache_views=False)  # v2 on every call: the same tensors
+    no_views_rate = _data_rate(data, new, new_path.model, no_views)
 
     old_batches = list(_loader(data, old, old_path.model, 0))
     new_batches = list(_loader(data, new, new_path.model, 0))
@@ -160,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     old_s, n_old = _timed_steps(old_path, old_batches)
     new_s, n_new = _timed_steps(new_path, new_batches)  # warm cache
     old_rate, new_rate, fill_rate = n_old / old_s, n_new / new_s, n_new / fill_s
-    print(f"data pipeline        : {data_rate:8.1f} pairs/s")
+    print(f"data pipeline        : {data_rate:8.1f} pairs/s  (view cache warm)   {no_views_rate:.1f} pairs/s "
+          f"without it: {data_rate / no_views_rate:.2f}x")
     print(f"old path             : {old_rate:8.2f} pairs/s  ({1000 * old_s / len(old_batches):.0f} ms/step)")
     print(f"new path, cold cache : {fill_rate:8.2f} pairs/s  ({1000 * fill_s / len(new_batches):.0f} ms/step, "
           "first pass only)")

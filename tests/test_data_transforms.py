@@ -97,3 +97,70 @@ def test_resize_to_original_masks_and_probabilities():
         resize_to_original(np.zeros((1, 2, 2)), (4, 4))
     with pytest.raises(ValueError, match="only 0 and 1"):
         resize_to_original(np.array([[0, 2]]), (2, 2))
+
+
+def _read_only(sample: dict) -> dict:
+    out = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in sample.items()}
+    for v in out.values():
+        if isinstance(v, np.ndarray):
+            v.setflags(write=False)
+    return out
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_view_cache_is_bit_identical_to_the_v2_pipeline(train):
+    # Without jitter the cached views (read-only arrays) must equal torchvision's own Resize -> Flip -> ToDtype
+    # -> Normalize under the same RNG: same flip draws, same pixels.
+    sample = _read_only(_sample())
+    cached = PairTransform(16, train=train, jitter=None)
+    reference = PairTransform(16, train=train, jitter=None, cache_views=False)  # the plain v2.Compose path
+    for seed in range(12):
+        torch.manual_seed(seed)
+        got = cached(sample)
+        after_cached = torch.rand(1)
+        torch.manual_seed(seed)
+        want = reference(sample)
+        assert torch.equal(after_cached, torch.rand(1))  # the cache consumes the RNG exactly as v2 does
+        for k in ("image_a", "image_b", "mask_a", "mask_b"):
+            assert torch.equal(got[k], want[k]), (seed, k)
+    # four arrays cached; in training the 12 seeds drew both flips, so each holds both views
+    assert len(cached._views) == 4
+    if train:
+        assert all(len(v[1]) == 2 for v in cached._views.values())
+    torch.manual_seed(0)
+    first = cached(sample)["image_a"]
+    torch.manual_seed(0)
+    assert cached(sample)["image_a"] is first
+
+
+def test_writable_arrays_are_never_served_from_the_view_cache():
+    sample = _sample()
+    t = PairTransform(16, train=False)
+    before = t(sample)["image_a"].clone()
+    sample["image_a"][:] = 0  # a write between calls must show in the next output
+    after = t(sample)["image_a"]
+    assert not torch.equal(before, after)
+    assert t._views == {}
+    ro = _read_only(sample)
+    t(ro)
+    assert len(t._views) == 4
+
+
+def test_jitter_disables_the_view_cache():
+    t = PairTransform(16, train=True)
+    t(_read_only(_sample()))
+    assert t._views is None
+
+
+def test_cached_dataset_items_are_read_only_so_their_views_are_cached():
+    from cosegkit.data import SyntheticCoseg
+    from cosegkit.train.data import CachedDataset
+
+    ds = CachedDataset(SyntheticCoseg(2, 32, seed=0))
+    item = ds[0]
+    assert ds[0] is item
+    with pytest.raises(ValueError, match="read-only"):
+        item["image_a"][0, 0, 0] = 1
+    t = PairTransform(16, train=True, jitter=None)
+    t(item)
+    assert len(t._views) == len([k for k in item if k.startswith(("image_", "mask_", "objects_"))])

@@ -9,6 +9,7 @@ CoSegNet §4.1 resizes every input to 224 x 224; evaluation maps predictions bac
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,25 +41,60 @@ class PairTransform:
 
     ``train=True`` adds a random horizontal flip (probability ``flip_p``) and colour jitter (``jitter``:
     brightness, contrast, saturation, hue; None for none) after the resize; ``train=False`` only resizes and normalises.
+    ``cache_views`` (default True) keeps the outputs of read-only arrays when there is no jitter (see the module
+    docstring); False runs the v2 pipeline on every call (same outputs, slower).
     """
 
     def __init__(self, size: int | Sequence[int] = 224, train: bool = False,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 flip_p: float = 0.5, jitter: Sequence[float] | None = (0.4, 0.4, 0.4, 0.05)):
+                 flip_p: float = 0.5, jitter: Sequence[float] | None = (0.4, 0.4, 0.4, 0.05),
+                 cache_views: bool = True):
         self.size = _size2(size)
         self.train = bool(train)
         if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
             raise ValueError(f"mean and std must have 3 entries (std > 0), got {mean!r}, {std!r}")
-        steps: list = [v2.Resize(self.size, antialias=True)]
+        resize = v2.Resize(self.size, antialias=True)
+        to_float = [v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
+                    v2.Normalize(mean=list(mean), std=list(std))]
+        steps: list = [resize]
         if self.train:
             steps.append(v2.RandomHorizontalFlip(flip_p))
             if jitter is not None:  # None: flip only (two views per image; see data.augment)
                 steps.append(v2.ColorJitter(*jitter))
-        steps += [
-            v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
-            v2.Normalize(mean=list(mean), std=list(std)),
-        ]
-        self.transform = v2.Compose(steps)
+        self.transform = v2.Compose(steps + to_float)
+        self.flip_p = float(flip_p)
+        # the two views (plain, mirrored) of read-only arrays: id -> (weakref to the array, {flipped: tensor});
+        # None when colour jitter makes every output new, or with cache_views=False
+        self._views: dict[int, tuple] | None = {} if cache_views and not (self.train and jitter is not None) else None
+        self._view_steps = v2.Compose([resize, *to_float])
+
+    def __getstate__(self) -> dict:  # DataLoader workers get an empty view cache of their own
+        state = dict(self.__dict__)
+        if state["_views"] is not None:
+            state["_views"] = {}
+        return state
+
+    def _view(self, array: np.ndarray, flipped: bool, as_mask: bool) -> torch.Tensor | None:
+        """The cached output of a read-only `array` (mirrored if `flipped`), computed on first use; None for a
+        writable array (not cached). The tensor is shared by every later call: callers stack or copy it."""
+        if array.flags.writeable:
+            return None
+        entry = self._views.get(id(array))
+        if entry is None or entry[0]() is not array:  # a new array, or another one at a freed one's address
+            entry = self._views[id(array)] = (weakref.ref(array), {})
+        views = entry[1]
+        if flipped not in views:
+            if False not in views:
+                views[False] = self._plain(array, as_mask)
+            views[flipped] = views[False].flip(-1) if flipped else views[False]
+        return views[flipped]
+
+    def _plain(self, array: np.ndarray, as_mask: bool) -> torch.Tensor:
+        if as_mask:
+            mask = tv_tensors.Mask(torch.from_numpy(np.asarray(array, dtype=np.uint8)))
+            return self._view_steps(mask).as_subclass(torch.Tensor).float()
+        img = tv_tensors.Image(torch.from_numpy(np.require(array, requirements=("C", "W"))).permute(2, 0, 1))
+        return self._view_steps(img).as_subclass(torch.Tensor)
 
     def _one(self, image: np.ndarray, masks: list[np.ndarray], where: str):
         image = np.asarray(image)
@@ -67,6 +103,15 @@ class PairTransform:
         for m in masks:
             if m.shape != image.shape[:2]:
                 raise ValueError(f"{where}: mask shape {m.shape} differs from image shape {image.shape[:2]}")
+        if self._views is not None:
+            # v2.RandomHorizontalFlip's draw: one torch.rand(1) per call, flip unless it is >= p
+            flipped = bool(torch.rand(1) < self.flip_p) if self.train else False
+            cached = [self._view(a, flipped, as_mask) for a, as_mask in ((image, False), *((m, True) for m in masks))]
+            if all(c is not None for c in cached):
+                return cached[0], cached[1:]
+            out = [self._plain(a, as_mask) for a, as_mask in ((image, False), *((m, True) for m in masks))]
+            out = [o.flip(-1) if flipped else o for o in out]
+            return out[0], out[1:]
         # Cached decodes are read-only; torch.from_numpy needs a writable array (np.require copies only then).
         img = tv_tensors.Image(torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1))
         tms = [tv_tensors.Mask(torch.from_numpy(np.asarray(m, dtype=np.uint8))) for m in masks]

@@ -50,6 +50,7 @@ class TripletData(RunData):
     triplet_mining: str = "random"  # data.triplet_mining
     mining_pool: int = 1  # data.mining_pool (candidate negatives per triplet under "semihard")
     head_triplets: int = 0  # data.head_triplets (extra triplets per triplet for the metric / decision networks)
+    _null_masks: dict = field(default_factory=dict, repr=False)  # (shape, dtype) -> read-only zeros
 
     def extra_triplet_specs(self, epoch: int, i: int) -> list:
         """The `head_triplets` extra triplet specs of sample i of `epoch`, drawn as the epoch's own triplets are
@@ -100,8 +101,18 @@ class TripletData(RunData):
     def negative_pair(self, pos: dict, candidate) -> dict:
         """The negative pair (anchor of `pos`, candidate negative), with null masks."""
         image, mask, group = self._negative_image(candidate)
-        return {"image_a": pos["image_a"], "image_b": image, "mask_a": np.zeros_like(pos["mask_a"]),
-                "mask_b": np.zeros_like(mask), "label": 0, "group_a": pos.get("group_a"), "group_b": group}
+        return {"image_a": pos["image_a"], "image_b": image, "mask_a": self._null_mask(pos["mask_a"]),
+                "mask_b": self._null_mask(mask), "label": 0, "group_a": pos.get("group_a"), "group_b": group}
+
+    def _null_mask(self, like: np.ndarray) -> np.ndarray:
+        """A read-only all-background mask shaped like `like`, one per (shape, dtype): the same array each time,
+        so PairTransform's view cache serves its resized views too."""
+        key = (like.shape, like.dtype.str)
+        if key not in self._null_masks:
+            zeros = np.zeros_like(like)
+            zeros.setflags(write=False)
+            self._null_masks[key] = zeros
+        return self._null_masks[key]
 
     def _negative_image(self, candidate) -> tuple:
         raise NotImplementedError

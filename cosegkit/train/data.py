@@ -58,10 +58,22 @@ def derive_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
 
 
+def _read_only(item):
+    """`item` (a CosegItem or a dict of arrays) with its numpy arrays made read-only, in place."""
+    fields = item.values() if isinstance(item, dict) else vars(item).values() if hasattr(item, "__dict__") else ()
+    for value in fields:
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+    return item
+
+
 class CachedDataset(Sequence):
     """Memoises the items of a sequence (a CosegDataset, whose JPEG decoding costs more than a train step's data
     work, or a generated synthetic pair set); attributes are the wrapped sequence's (group_of, id_of, ...).
-    ``enabled=False`` passes every read through. Each DataLoader worker holds its own cache."""
+    ``enabled=False`` passes every read through. Each DataLoader worker holds its own cache.
+
+    A memoised item is shared by every later read, so its arrays are made read-only: a write would change what
+    the next read returns (and the transformed views that `PairTransform` caches for read-only arrays)."""
 
     def __init__(self, dataset, enabled: bool = True):
         self.dataset, self.enabled = dataset, enabled
@@ -76,7 +88,7 @@ class CachedDataset(Sequence):
             return self.dataset[i]
         item = self._cache.get(i)
         if item is None:
-            item = self._cache[i] = self.dataset[i]
+            item = self._cache[i] = _read_only(self.dataset[i])
         return item
 
     def __getattr__(self, name):  # group_of, id_of, path_of, groups, records, root ...
@@ -137,7 +149,9 @@ class TrainSamples(Dataset):
 
     def _seeded(self, i: int, sample: dict, which: int) -> dict:
         with single_thread(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(self.data.seed, self.epoch, i, which))
+            # the CPU generator only (what the transforms draw from): torch.manual_seed would also reseed every
+            # CUDA device, outside what fork_rng restores, and costs 60x more
+            torch.default_generator.manual_seed(derive_seed(self.data.seed, self.epoch, i, which))
             return self.transform(sample)
 
     def __getitem__(self, i: int) -> dict:

@@ -84,10 +84,12 @@ def _norm(model: nn.Module) -> tuple[tuple, tuple]:
     return tuple(m.input_mean), tuple(m.input_std)
 
 
-def train_transform(settings: TrainSettings, model: nn.Module):
+def train_transform(settings: TrainSettings, model: nn.Module, cache_views: bool = True):
+    """The training PairTransform of `settings` (data.augment) with the model's normalisation; `cache_views`
+    as in PairTransform (False only to time the uncached pipeline: the outputs are the same)."""
     mean, std = _norm(model)
     extra = {"jitter": None} if settings.data.augment == "flip" else {}
-    return PairTransform(settings.data.image_size, train=True, mean=mean, std=std, **extra)
+    return PairTransform(settings.data.image_size, train=True, mean=mean, std=std, cache_views=cache_views, **extra)
 
 
 def eval_transform(settings: TrainSettings, model: nn.Module):
