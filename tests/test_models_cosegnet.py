@@ -350,3 +350,26 @@ def test_difference_init_learns_same_or_different_from_clustered_embeddings():
     x, y = pairs(2000)
     accuracy = ((decision(x).squeeze(1) > 0).float() == y).float().mean()
     assert accuracy > 0.9
+
+
+@pytest.mark.parametrize("cls", [CoSegNet, CoSegNetBase])
+def test_feature_dropout_on_f_acts_in_training_only(cls):
+    torch.manual_seed(0)
+    kw = dict(encoder="tiny", width_mult=0.25, decoder_norm="group")
+    plain, dropped = cls(**kw), cls(**kw, feature_dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(2, 3, 64, 64, generator=g), torch.randn(2, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        plain.eval(), dropped.eval()
+        assert torch.equal(plain(a, b).logits_a, dropped(a, b).logits_a)
+        for m in (plain, dropped):
+            m.train()
+            for bn in m.modules():
+                if isinstance(bn, torch.nn.modules.batchnorm._BatchNorm):
+                    bn.eval()
+        assert not torch.allclose(plain(a, b).logits_a, dropped(a, b).logits_a)
+        if cls is CoSegNet:
+            assert not torch.allclose(plain.metric_embedding(a), dropped.metric_embedding(a))
+    with pytest.raises(ValueError, match="feature_dropout"):
+        cls(encoder="tiny", feature_dropout=1.5)

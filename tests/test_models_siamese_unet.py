@@ -451,3 +451,30 @@ def test_model_settings_coattention_is_checked_and_built():
     built = build_model(ModelSettings(family="unet", encoder="tiny", pretrained=False, coattention="match",
                                       skip_attention=True))
     assert built.coattention.spatial == "match" and built.skip_attention is True
+
+
+def test_feature_dropout_acts_in_training_only():
+    """feature_dropout zeroes whole channels of the encoder features while training; in eval mode the model
+    computes exactly what the same weights compute without it."""
+    torch.manual_seed(0)
+    plain = SiameseUNet(encoder="tiny", head="original", coattention="match", skip_attention=True, match_stride=16)
+    dropped = SiameseUNet(encoder="tiny", head="original", coattention="match", skip_attention=True, match_stride=16,
+                          feature_dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())
+    a, b = _pair(2, 64)
+    plain.eval(), dropped.eval()
+    with torch.no_grad():
+        assert torch.equal(plain(a, b).logits_a, dropped(a, b).logits_a)
+    set_train_mode(plain, "all"), set_train_mode(dropped, "all")  # BN in eval: only dropout can differ
+    with torch.no_grad():
+        assert not torch.allclose(plain(a, b).logits_a, dropped(a, b).logits_a)
+        feats = dropped.encode(a)
+        kept = dropped._drop(feats)
+    for f, k in zip(feats, kept, strict=True):
+        zeroed = (k == 0).flatten(2).all(-1)  # (B, C): channels dropped as a whole
+        assert zeroed.any() and not zeroed.all()
+        assert torch.allclose(k[~zeroed], 2 * f[~zeroed])  # survivors scaled by 1 / (1 - p)
+    with pytest.raises(ValueError, match="feature_dropout"):
+        SiameseUNet(encoder="tiny", feature_dropout=1.0)
+    with pytest.raises(ValueError, match="model.feature_dropout"):
+        ModelSettings(family="unet", encoder="tiny", pretrained=False, feature_dropout=-0.1)

@@ -38,6 +38,8 @@ def test_run_key_follows_what_is_trained_not_what_it_is_called():
     # a setting added after runs were committed changes the key only away from the default it was added at
     assert run_key(build_settings(TWINS[0], "smoke", seed=0, overrides={"model.skip_attention": False})) == run_key(a)
     assert run_key(build_settings(TWINS[0], "smoke", seed=0, overrides={"model.skip_attention": True})) != run_key(a)
+    assert run_key(build_settings(TWINS[0], "smoke", seed=0, overrides={"model.feature_dropout": 0.0})) == run_key(a)
+    assert run_key(build_settings(TWINS[0], "smoke", seed=0, overrides={"model.feature_dropout": 0.4})) != run_key(a)
     assert run_key(build_settings(TWINS[0], "smoke", seed=0, overrides={"amp_on_cpu": False})) == run_key(a)
     assert run_key(build_settings(TWINS[0], "smoke", seed=0, overrides={"amp_on_cpu": True})) != run_key(a)
     assert run_key(build_settings(TWINS[0], "smoke", seed=0, overrides={"channels_last_on_cpu": True})) != run_key(a)

@@ -123,6 +123,17 @@ def _rows_to_keep(positive_mask: torch.Tensor | None, batch: int, device) -> tor
 DECISION_INITS = ("difference", "default")
 
 
+def _check_dropout(p: float) -> float:
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"feature_dropout must be in [0, 1), got {p!r}")
+    return float(p)
+
+
+def _drop(f: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Channel dropout on the encoder output f while training (``feature_dropout``; not in the paper)."""
+    return F.dropout2d(f, p) if training and p > 0 else f
+
+
 def decision_gate(decision_prob, threshold: float):
     """§3.5's test-time gate: the pair shares a common object when the decision probability exceeds
     ``threshold`` (a tensor of probabilities or one float). The one place this rule is written: CoSegNet.predict,
@@ -173,6 +184,9 @@ class CoSegNet(nn.Module):
         decoder_norm: "none" (paper) or "group" (GroupNorm before each decoder ReLU; the cpu profile's choice).
         decision_init: "difference" (see :func:`init_decision_as_difference`) or "default" (PyTorch's). The paper
             gives the decision network's layers (concat 128 -> FC32-ReLU -> FC1) but not their initialisation.
+        feature_dropout: channel dropout (``F.dropout2d``) on the encoder output f while training, before the
+            decoder and the metric network; 0 (default, the paper) for none. Ours, for a frozen encoder whose
+            heads overfit a few hundred training images.
 
     ``forward(image_a, image_b, positive_mask=None)`` -> :class:`~cosegkit.models.outputs.CoSegNetOutput`:
     logits_a, logits_b (B, 1, H, W) mask logits
@@ -195,8 +209,10 @@ class CoSegNet(nn.Module):
         decision_hidden: int = 32,
         decoder_norm: str = "none",
         decision_init: str = "difference",
+        feature_dropout: float = 0.0,
     ):
         super().__init__()
+        self.feature_dropout = _check_dropout(feature_dropout)
         if metric_layer not in METRIC_LAYERS:
             raise ValueError(f"metric_layer must be one of {', '.join(METRIC_LAYERS)}; got {metric_layer!r}")
         self.encoder: Encoder = build_encoder(encoder, pretrained).drop_classifier()
@@ -225,7 +241,7 @@ class CoSegNet(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mask logits, fu, fs) for one image batch; with `keep` (B,) bool, the decoder layers after the metric
         layer run on the kept rows only and the other rows' logits are zeros without gradient."""
-        f = self.encoder(image)[-1]
+        f = _drop(self.encoder(image)[-1], self.feature_dropout, self.training)
         tap = f if self._metric_index == 0 else self.decoder.run(f, 1, self._metric_index)
         fu = tap.mean(dim=(2, 3))
         if keep is None or bool(keep.all()):
@@ -257,7 +273,7 @@ class CoSegNet(nn.Module):
     def metric_embedding(self, image: torch.Tensor) -> torch.Tensor:
         """fs (B, 64) of one image batch, computing the decoder only up to the metric layer (for triplets)."""
         check_image_batch(image, "image")
-        f = self.encoder(image)[-1]
+        f = _drop(self.encoder(image)[-1], self.feature_dropout, self.training)
         tap = f if self._metric_index == 0 else self.decoder.run(f, 1, self._metric_index)
         return self.metric(tap.mean(dim=(2, 3)))
 
@@ -300,8 +316,10 @@ class CoSegNetBase(nn.Module):
         single_image: bool = False,
         decoder_widths: Sequence[int] | None = None,
         decoder_norm: str = "none",
+        feature_dropout: float = 0.0,
     ):
         super().__init__()
+        self.feature_dropout = _check_dropout(feature_dropout)
         self.encoder: Encoder = build_encoder(encoder, pretrained).drop_classifier()
         self.single_image = bool(single_image)
         self.decoder = CoSegDecoder(
@@ -312,7 +330,7 @@ class CoSegNetBase(nn.Module):
 
     def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> CoSegNetBaseOutput:
         check_pair(image_a, image_b)
-        f_a, f_b = self.encoder(image_a)[-1], self.encoder(image_b)[-1]
+        f_a, f_b = (_drop(self.encoder(x)[-1], self.feature_dropout, self.training) for x in (image_a, image_b))
         if f_a.shape != f_b.shape and not self.single_image:
             raise ValueError(
                 f"CoSegNetBase concatenates the two feature maps, so image_a and image_b need the same size; "

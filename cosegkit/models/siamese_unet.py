@@ -140,6 +140,9 @@ class SiameseUNet(nn.Module):
             the volume has a fixed channel count and the model runs at any input size (default per encoder:
             ``DEFAULT_PARTNER_GRID``, the grid at that encoder's profile size).
         topk_fraction: fraction of locations averaged per channel for the channel co-attention.
+        feature_dropout: probability of zeroing each channel of each encoder feature map while training
+            (``F.dropout2d``, both images, every scale); 0 (default, as in the papers) for none. Not in the
+            sources: with a frozen encoder, the decoder and co-attention overfit a few hundred training images.
 
     ``forward(image_a, image_b)`` -> :class:`~cosegkit.models.outputs.SiameseUNetOutput` (logits_a, logits_b,
     embedding_a, embedding_b); the embeddings are None for the original head. It is
@@ -161,8 +164,12 @@ class SiameseUNet(nn.Module):
         topk_fraction: float = 0.5,
         skip_attention: bool = False,
         match_stride: int = 32,
+        feature_dropout: float = 0.0,
     ):
         super().__init__()
+        if not 0.0 <= feature_dropout < 1.0:
+            raise ValueError(f"feature_dropout must be in [0, 1), got {feature_dropout!r}")
+        self.feature_dropout = float(feature_dropout)
         if head not in ("original", "embedding"):
             raise ValueError(f"head must be 'original' or 'embedding', got {head!r}")
         if embedding_dim < 1:
@@ -220,6 +227,7 @@ class SiameseUNet(nn.Module):
         if feats_a[-1].shape[0] != feats_b[-1].shape[0]:
             raise ValueError(f"feats_a and feats_b must have the same batch size, got {feats_a[-1].shape[0]} and "
                              f"{feats_b[-1].shape[0]}")
+        feats_a, feats_b = self._drop(feats_a), self._drop(feats_b)
         if self.single_image:
             deep_a, _, map_a, _ = self._attend(feats_a, feats_a)
             deep_b, _, map_b, _ = self._attend(feats_b, feats_b)
@@ -228,6 +236,11 @@ class SiameseUNet(nn.Module):
         logits_a, emb_a = self._decode(deep_a, map_a, feats_a[:-1], out_size_a)
         logits_b, emb_b = self._decode(deep_b, map_b, feats_b[:-1], out_size_b)
         return SiameseUNetOutput(logits_a, logits_b, emb_a, emb_b)
+
+    def _drop(self, feats: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+        if not (self.training and self.feature_dropout > 0):
+            return feats
+        return [F.dropout2d(f, self.feature_dropout) for f in feats]
 
     def _match_features(self, feats: Sequence[torch.Tensor]) -> torch.Tensor | None:
         if self.match_stride == 32:

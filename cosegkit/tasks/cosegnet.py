@@ -352,7 +352,7 @@ class CoSegNetTask(Task):
     def build_model(self, ms: ModelSettings) -> nn.Module:
         model = CoSegNet(pretrained=ms.pretrained, metric_layer=ms.metric_layer, encoder=ms.encoder,
                          width_mult=ms.width_mult, single_image=ms.single_image, decoder_norm=ms.decoder_norm,
-                         decision_init=ms.decision_init)
+                         decision_init=ms.decision_init, feature_dropout=ms.feature_dropout)
         if ms.decoder_init == "he":
             he_init(model.decoder)
         maybe_freeze(model, ms)

@@ -36,7 +36,8 @@ class CoSegNetBaseTask(Task):
 
     def build_model(self, ms: ModelSettings) -> nn.Module:
         model = CoSegNetBase(pretrained=ms.pretrained, encoder=ms.encoder, width_mult=ms.width_mult,
-                             single_image=ms.single_image, decoder_norm=ms.decoder_norm)
+                             single_image=ms.single_image, decoder_norm=ms.decoder_norm,
+                             feature_dropout=ms.feature_dropout)
         if ms.decoder_init == "he":
             he_init(model.decoder)
         maybe_freeze(model, ms)

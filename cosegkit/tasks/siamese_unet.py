@@ -102,7 +102,8 @@ class SiameseUNetTask(Task):
     def build_model(self, ms: ModelSettings) -> nn.Module:
         model = SiameseUNet(encoder=ms.encoder, head=ms.head, pretrained=ms.pretrained,
                             embedding_dim=ms.embedding_dim, single_image=ms.single_image, coattention=ms.coattention,
-                            skip_attention=ms.skip_attention, match_stride=ms.match_stride)
+                            skip_attention=ms.skip_attention, match_stride=ms.match_stride,
+                            feature_dropout=ms.feature_dropout)
         maybe_freeze(model, ms)
         return model
 

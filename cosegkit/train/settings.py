@@ -74,6 +74,9 @@ class ModelSettings:
     skip_attention: bool = False
     # SiameseUNet, coattention="match": the grid its spatial map is computed on (32: deepest; 16: stride 16)
     match_stride: int = 32
+    # Channel dropout while training (ours; 0 = none, as in the papers) on every encoder feature map (SiameseUNet) or
+    # on the encoder output f (CoSegNet, CoSegNet-base)
+    feature_dropout: float = 0.0
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -93,6 +96,8 @@ class ModelSettings:
         if self.match_stride not in (16, 32) or (self.match_stride == 16 and self.coattention != "match"):
             raise ValueError(f"model.match_stride must be 32, or 16 with model.coattention='match', got "
                              f"{self.match_stride!r} with coattention {self.coattention!r}")
+        if not 0.0 <= self.feature_dropout < 1.0:
+            raise ValueError(f"model.feature_dropout must be in [0, 1), got {self.feature_dropout!r}")
         if self.metric_layer not in METRIC_LAYERS:
             raise ValueError(
                 f"model.metric_layer must be one of {', '.join(METRIC_LAYERS)}, got {self.metric_layer!r}"
@@ -270,7 +275,7 @@ def _from_dict(cls, data: dict):
 RETIRED_FIELDS = {"fault_sigkill_step": None}  # a test-only hook, now passed to train(on_step=...) by the tests
 # Settings added after runs were committed, with the default they were added at: at that default they are left out
 # of the run key (cosegkit.train.run_cache.run_key), so those runs keep their folders.
-ADDED_MODEL_FIELDS = {"skip_attention": False, "match_stride": 32}
+ADDED_MODEL_FIELDS = {"skip_attention": False, "match_stride": 32, "feature_dropout": 0.0}
 ADDED_DATA_FIELDS = {"head_triplets": 0}
 ADDED_FIELDS = {"amp_on_cpu": False, "channels_last_on_cpu": False}  # the same for top-level settings
 
