@@ -65,3 +65,10 @@ def overrides_from(image_size: int | None = None, epochs: int | None = None, dev
     if device and device != "auto":
         overrides["device"] = device
     return overrides
+
+
+def synthetic_overrides(profile: str, overrides: dict) -> dict:
+    """`overrides` for the synthetic pair benchmark: the profile's `synthetic_image_size` unless the notebook's
+    own `image_size` parameter (already in `overrides`) says otherwise."""
+    size = get_profile(profile).synthetic_image_size
+    return {**({"data.image_size": size} if size is not None else {}), **overrides}

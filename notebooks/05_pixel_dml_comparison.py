@@ -63,7 +63,8 @@ print(tables.is_triplet_effect_line(runs, n_seeds=len(seeds)))
 # ## The synthetic benchmark: where the pair must matter
 #
 # Single-image baseline against the Siamese U-Net and CoSegNet on `SyntheticCoseg`, and how often each returns an
-# empty mask for negative (outlier) pairs. It always runs on the synthetic set, whatever `data_root` is.
+# empty mask for negative (outlier) pairs. It always runs on the synthetic set, whatever `data_root` is, at the
+# profile's `synthetic_image_size` (`cpu`: 192 px for every row; the claim rows on real images train larger).
 #
 # The U-Net pair is trained twice: with the profile's co-attention and with the sources' one (Gong et al.'s spatial
 # and channel co-attention on the deepest features, skips unweighted: `SOURCES_COATTENTION`). At the `cpu` profile
@@ -72,9 +73,10 @@ print(tables.is_triplet_effect_line(runs, n_seeds=len(seeds)))
 
 # %%
 bench = ["unet-single-image", "unet-dice", "cosegnet-single-image", "cosegnet"]
-synthetic = run_experiments(bench, profile, out, data_root=None, seeds=seeds[:1], overrides=overrides)
+bench_overrides = notebook_params.synthetic_overrides(profile, overrides)  # the profile's synthetic_image_size
+synthetic = run_experiments(bench, profile, out, data_root=None, seeds=seeds[:1], overrides=bench_overrides)
 synthetic_sources = run_experiments(["unet-single-image", "unet-dice"], profile, out, data_root=None,
-                                    seeds=seeds[:1], overrides={**overrides, **SOURCES_COATTENTION})
+                                    seeds=seeds[:1], overrides={**bench_overrides, **SOURCES_COATTENTION})
 bench_table = tables.write_synthetic_pair_benchmark(
     synthetic, out, tables.provenance_for(synthetic + synthetic_sources, notebook_params.dataset_name(None), profile),
     sources_results=synthetic_sources)

@@ -107,6 +107,24 @@ def test_claim_rows_get_the_claim_budget():
     assert build_settings("unet-dice", "paper").epochs == build_settings("unet-ce", "paper").epochs == 30
 
 
+def test_unet_claim_rows_train_at_the_claim_size_and_the_synthetic_benchmark_at_its_own():
+    from cosegkit.notebook_params import synthetic_overrides
+    from cosegkit.train.profiles import get_profile
+
+    cpu = get_profile("cpu")
+    assert cpu.unet_ablation_image_size is not None and cpu.unet_ablation_image_size != cpu.unet_data.image_size
+    for name in ("unet-dice", "unet-dice-istriplet", "unet-dice-embedding", "unet-single-image"):
+        assert build_settings(name, "cpu").data.image_size == cpu.unet_data.image_size
+    for name in ("unet-ce", "unet-focal-istriplet", "pixel-dml-none", "pixel-dml-single-image"):
+        assert build_settings(name, "cpu").data.image_size == cpu.unet_ablation_image_size
+    # the synthetic benchmark: the profile's size, unless the notebook's own image_size parameter overrides it
+    assert synthetic_overrides("cpu", {"epochs": 3}) == {"data.image_size": cpu.synthetic_image_size, "epochs": 3}
+    assert synthetic_overrides("cpu", {"data.image_size": 96})["data.image_size"] == 96
+    assert synthetic_overrides("smoke", {}) == {}  # smoke has no synthetic size of its own
+    # profiles without an ablation size keep one size for every row
+    assert build_settings("unet-ce", "paper").data.image_size == build_settings("unet-dice", "paper").data.image_size
+
+
 def test_gpu_profile_is_the_papers_schedule_with_the_offline_encoder():
     for name in ("unet-dice", "unet-dice-istriplet", "cosegnet", "cosegnet-base"):
         paper, gpu = build_settings(name, "paper"), build_settings(name, "gpu")

@@ -88,9 +88,12 @@ class SiameseUNetTask(Task):
         optim = profile.unet_optim
         if experiment.dml == "istriplet" and not experiment.shared_lr:  # §4.1.3: lr 1e-4 with IS-Triplet
             optim = replace(optim, lr=profile.unet_lr_istriplet)
+        data = replace(profile.unet_data, dataset=dataset)
+        if not experiment.claim and profile.unet_ablation_image_size is not None:
+            data = replace(data, image_size=profile.unet_ablation_image_size)
         return dict(
             model=replace(profile.unet_model, single_image=experiment.single_image, head=experiment.head),
-            data=replace(profile.unet_data, dataset=dataset),
+            data=data,
             optim=optim,
             epochs=profile.unet_claim_epochs if experiment.claim else profile.unet_epochs,
         )
