@@ -113,10 +113,14 @@ def test_unet_claim_rows_train_at_the_claim_size_and_the_synthetic_benchmark_at_
 
     cpu = get_profile("cpu")
     assert cpu.unet_ablation_image_size is not None and cpu.unet_ablation_image_size != cpu.unet_data.image_size
-    for name in ("unet-dice", "unet-dice-istriplet", "unet-dice-embedding", "unet-single-image"):
+    for name in ("unet-dice", "unet-single-image"):  # original-head claim rows
         assert build_settings(name, "cpu").data.image_size == cpu.unet_data.image_size
-    for name in ("unet-ce", "unet-focal-istriplet", "pixel-dml-none", "pixel-dml-single-image"):
+    for name in ("unet-ce", "unet-focal"):  # original-head ablation rows
         assert build_settings(name, "cpu").data.image_size == cpu.unet_ablation_image_size
+    assert cpu.unet_embedding_head_image_size not in (None, cpu.unet_data.image_size)
+    for name in ("unet-dice-istriplet", "unet-dice-embedding", "unet-ce-istriplet", "pixel-dml-none",
+                 "pixel-dml-single-image"):  # the embedding head, claim rows or not
+        assert build_settings(name, "cpu").data.image_size == cpu.unet_embedding_head_image_size
     # the synthetic benchmark: the profile's size, unless the notebook's own image_size parameter overrides it
     assert synthetic_overrides("cpu", {"epochs": 3}) == {"data.image_size": cpu.synthetic_image_size, "epochs": 3}
     assert synthetic_overrides("cpu", {"data.image_size": 96})["data.image_size"] == 96

@@ -91,6 +91,8 @@ class SiameseUNetTask(Task):
         data = replace(profile.unet_data, dataset=dataset)
         if not experiment.claim and profile.unet_ablation_image_size is not None:
             data = replace(data, image_size=profile.unet_ablation_image_size)
+        if experiment.head == "embedding" and profile.unet_embedding_head_image_size is not None:
+            data = replace(data, image_size=profile.unet_embedding_head_image_size)
         return dict(
             model=replace(profile.unet_model, single_image=experiment.single_image, head=experiment.head),
             data=data,
