@@ -24,7 +24,8 @@ def notebook_dir(tmp_path):
     folder.mkdir()
     params = 'profile = "smoke"\ndata_root = ""\noutput_dir = "."'
     record = ("from pathlib import Path\n"
-              "log = Path(output_dir) / 'ran.txt'\n"
+              "from cosegkit.notebook_params import repo_path\n"
+              "log = repo_path(output_dir) / 'ran.txt'\n"
               "log.write_text((log.read_text() if log.exists() else '') + '{name} ' + profile + '\\n')")
     _write(folder / "00_first.ipynb", params, record.format(name="00"))
     _write(folder / "01_second.ipynb", params, record.format(name="01"))
@@ -78,12 +79,16 @@ def test_withholding_dataset_images_strips_figures_outputs_and_report_links(note
 
     # Figures are published as the notebooks do (cosegkit.figures.publish names each output); 00_voc_pairs is
     # registered as showing dataset pixels, is_triplet_fig4_curves is not.
+    # Like the real notebooks, these resolve output_dir through notebook_params.repo_path: reproduce passes it
+    # repository-relative when it lies beside the clone (a clone under /tmp, say), and papermill's cwd differs.
     figure = ("import matplotlib.pyplot as plt\nfrom cosegkit.figures import publish\n"
-              "fig = plt.figure(); plt.plot([0, 1])\npublish(fig, output_dir, '{name}')\nprint('kept text')")
+              "from cosegkit.notebook_params import repo_path\n"
+              "fig = plt.figure(); plt.plot([0, 1])\npublish(fig, repo_path(output_dir), '{name}')\nprint('kept text')")
     params = 'profile = "smoke"\ndata_root = ""\noutput_dir = "."'
     _write(notebook_dir / "00_first.ipynb", params, figure.replace("{name}", "00_voc_pairs"))
     _write(notebook_dir / "01_second.ipynb", params, figure.replace("{name}", "is_triplet_fig4_curves"),
-           "from pathlib import Path\nPath(output_dir, 'REPORT.md').write_text("
+           "from pathlib import Path\nfrom cosegkit.notebook_params import repo_path\n"
+           "Path(repo_path(output_dir), 'REPORT.md').write_text("
            "'![00_voc_pairs](figures/00_voc_pairs.png)\\n"
            "![is_triplet_fig4_curves](figures/is_triplet_fig4_curves.png)\\n')")
     out = tmp_path / "out"
