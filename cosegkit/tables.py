@@ -32,6 +32,8 @@ __all__ = [
     "history_frame",
     "aggregate_seeds",
     "add_gain_over_baseline",
+    "image_size_of",
+    "size_mix_note",
     "provenance_for",
     "every_object_saliency",
     "write_toy_losses_table",
@@ -151,6 +153,30 @@ def _by_experiment(runs: pd.DataFrame, baseline: str) -> tuple[pd.DataFrame, pd.
     return agg, gain
 
 
+def image_size_of(runs: pd.DataFrame, experiment: str) -> int:
+    """The image side (px) the runs of `experiment` trained at; ValueError if its seeds disagree."""
+    sizes = sorted(set(runs.loc[runs.experiment == experiment, "image_size"]))
+    if len(sizes) != 1:
+        raise ValueError(f"{experiment!r}: expected its runs at one image size, found {sizes or 'no run'}")
+    return int(sizes[0])
+
+
+def size_mix_note(runs: pd.DataFrame, experiments, baseline: str) -> str:
+    """A sentence naming the rows whose ΔJ over `baseline` also includes a change of image size ('' if none):
+    a profile may train rows at different sizes (the `cpu` profile does, for its budget)."""
+    base = image_size_of(runs, baseline)
+    other = {}
+    for name in experiments:
+        size = image_size_of(runs, name)
+        if size != base:
+            other.setdefault(size, []).append(name)
+    if not other:
+        return ""
+    listed = "; ".join(f"{', '.join(names)} at {size} px" for size, names in sorted(other.items()))
+    return (f" The single-image baseline ({baseline}) trained at {base} px and {listed}: their ΔJ also includes "
+            "the change of image size (column 'ours px').")
+
+
 def _run_commit(result) -> str:
     return format_commit(json.loads((result.run_dir / "config.json").read_text()).get("git"))
 
@@ -224,6 +250,7 @@ def write_is_triplet_table2(runs: pd.DataFrame, out, dataset_name: str, provenan
                          if with_is is not None else None)
             rows.append({
                 "network": network, "loss": _SEG_NAMES[seg] + (" + IS-Triplet" if with_is else ""),
+                "ours px": image_size_of(runs, name),
                 "ours val P": agg.loc[name, "val_P"], "ours val J": agg.loc[name, "val_J"],
                 "ours test P": agg.loc[name, "test_P"], "ours test J": agg.loc[name, "test_J"],
                 "ΔJ vs single-image": gain.loc[name, "gain_test_J"],
@@ -234,6 +261,7 @@ def write_is_triplet_table2(runs: pd.DataFrame, out, dataset_name: str, provenan
                 "paper test J": _NAN if paper_row is None else paper_row.test_J,
             })
     rows.append({"network": "original head (Fig. 1a)", "loss": SINGLE_IMAGE_LABEL,
+                 "ours px": image_size_of(runs, "unet-single-image"),
                  "ours val P": agg.loc["unet-single-image", "val_P"],
                  "ours val J": agg.loc["unet-single-image", "val_J"],
                  "ours test P": agg.loc["unet-single-image", "test_P"],
@@ -244,7 +272,9 @@ def write_is_triplet_table2(runs: pd.DataFrame, out, dataset_name: str, provenan
              "test on Internet")
     heads = ("Rows 'ours: embedding head, no IS-Triplet' are not in the paper: with the IS-Triplet row just above "
              "each, they compare the same head with and without IS-Triplet. The single-image baseline has the "
-             "original head (that of unet-dice), so ΔJ of an embedding-head row also includes the change of head.")
+             "original head (that of unet-dice), so ΔJ of an embedding-head row also includes the change of head."
+             + size_mix_note(runs, [f"unet-{seg}{suffix}" for seg in _SEG_NAMES for suffix, _, _ in variants],
+                             "unet-single-image"))
     return _write(pd.DataFrame(rows), out, "is_triplet_table2",
                   "IS-Triplet Table 2: Dice, CE, Focal with and without IS-Triplet", provenance,
                   notes=where + ". Precision in %, Jaccard as a fraction; ΔJ is paired by seed. " + heads)
@@ -262,6 +292,7 @@ def write_is_triplet_table1(runs: pd.DataFrame, out, dataset_name: str, provenan
             ("unet-dice-embedding", "ours, not in the paper: embedding head", "Dice"),
             ("unet-single-image", "ours: original head", SINGLE_IMAGE_LABEL)):
         rows.append({"method": method, "loss": loss, "train/val": dataset_name, "test": dataset_name,
+                     "ours px": image_size_of(runs, name),
                      "val P": agg.loc[name, "val_P"], "val J": agg.loc[name, "val_J"],
                      "test P": agg.loc[name, "test_P"], "test J": agg.loc[name, "test_J"],
                      "ΔJ vs single-image": gain.loc[name, "gain_test_J"]})
@@ -278,7 +309,9 @@ def write_is_triplet_table1(runs: pd.DataFrame, out, dataset_name: str, provenan
                   notes="Rows marked 'paper:' are the published numbers (448x448, ResNet-50, 30 epochs). Gong et al. = "
                         "the original network (Fig. 1a: 2-channel logits at half size); modified framework = Fig. 1b "
                         "(64-channel embedding, 1x1 conv to logits). The embedding-head Dice row is ours: the same "
-                        "head as the IS-Triplet row, without IS-Triplet.")
+                        "head as the IS-Triplet row, without IS-Triplet."
+                        + size_mix_note(runs, ["unet-dice", "unet-dice-istriplet", "unet-dice-embedding"],
+                                        "unet-single-image"))
 
 
 # --- notebook 03: CoSegNet -------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from cosegkit.tables import add_gain_over_baseline, aggregate_seeds
+from cosegkit.tables import add_gain_over_baseline, aggregate_seeds, image_size_of, size_mix_note
 
 
 def _runs() -> pd.DataFrame:
@@ -42,3 +42,13 @@ def test_gain_over_baseline_is_paired_by_seed():
     with pytest.raises(ValueError, match="shares no seed"):
         add_gain_over_baseline(pd.concat([runs[runs.experiment == "single"].assign(seed=[5, 6, 7]),
                                           runs[runs.experiment == "pair"]]), "single")
+
+
+def test_size_mix_note_names_rows_trained_at_another_size_than_the_baseline():
+    runs = _runs().assign(image_size=[192, 192, 192, 256, 256, 256])
+    assert image_size_of(runs, "pair") == 192 and image_size_of(runs, "single") == 256
+    note = size_mix_note(runs, ["pair"], "single")
+    assert "(single) trained at 256 px" in note and "pair at 192 px" in note
+    assert size_mix_note(runs.assign(image_size=224), ["pair"], "single") == ""
+    with pytest.raises(ValueError, match="'pair': expected its runs at one image size, found \\[192, 224\\]"):
+        image_size_of(runs.assign(image_size=[192, 224, 192, 256, 256, 256]), "pair")
