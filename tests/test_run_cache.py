@@ -45,6 +45,21 @@ def test_run_key_follows_what_is_trained_not_what_it_is_called():
     assert run_key(build_settings(TWINS[0], "smoke", seed=0, overrides={"channels_last_on_cpu": True})) != run_key(a)
 
 
+def test_synthetic_set_sizes_key_synthetic_runs_only(tmp_path):
+    root = tmp_path / "pascal_voc_coseg"
+    root.mkdir()
+    bigger = {"data.synthetic_train_pairs": 300, "data.synthetic_test_pairs": 99}
+    for experiment in ("cosegnet", "unet-dice"):
+        on_folder = run_dir_for(tmp_path, "cpu", str(root), experiment, 0)
+        assert run_dir_for(tmp_path, "cpu", str(root), experiment, 0, bigger) == on_folder
+        assert run_dir_for(tmp_path, "cpu", None, experiment, 0, bigger) != run_dir_for(tmp_path, "cpu", None,
+                                                                                      experiment, 0)
+        # the rest of the data settings still key folder runs
+        assert run_dir_for(tmp_path, "cpu", str(root), experiment, 0, {"data.val_pairs": 7}) != on_folder
+    settings = build_settings("cosegnet", "cpu", seed=0)
+    assert run_key(settings, on_folder=True) != run_key(settings)  # the old key: every data setting
+
+
 @pytest.mark.parametrize("first, second", [TWINS])
 def test_experiments_with_the_same_settings_are_one_run_trained_once(tmp_path, first, second):
     out = tmp_path / "out"

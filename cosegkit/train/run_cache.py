@@ -35,6 +35,9 @@ __all__ = ["data_tag", "run_key", "run_slug", "run_dir_for", "train_or_reuse", "
 
 # Settings that name or describe a run without changing what it trains.
 _NOT_IN_KEY = ("experiment", "description", "progress", "deviations")
+# Data settings that only the synthetic set reads (cosegkit.train.data.synthetic_sets).
+_SYNTHETIC_ONLY = ("synthetic_train_pairs", "synthetic_val_pairs", "synthetic_test_pairs",
+                   "synthetic_negative_fraction")
 
 
 def data_tag(data_root: str | None) -> str:
@@ -43,14 +46,21 @@ def data_tag(data_root: str | None) -> str:
     return Path(data_root).resolve().name.replace("_", "-") if data_root else "synthetic"
 
 
-def run_key(settings) -> str:
+def run_key(settings, on_folder: bool = False) -> str:
     """10 hex digits of a SHA-256 over the settings that decide what a run trains: everything except its name,
     description, progress bars and the deviations text (and settings added later, at the default they were added at:
     ``ADDED_MODEL_FIELDS``, ``ADDED_DATA_FIELDS``, ``ADDED_FIELDS``), with ``data.split_seed=None`` written as the
     seed it stands for (so ``unet-dice`` and ``pixel-dml-none --set data.split_seed=0`` at seed 0 share a key when their
     other settings agree). Retired settings enter with the value they always had, so existing run folders keep
-    their names."""
+    their names.
+
+    ``on_folder``: the run trains on a dataset folder, so the synthetic set's sizes (``data.synthetic_*``, read only
+    by synthetic runs) do not enter its key: a change to the synthetic benchmark neither renames nor retrains the
+    runs on real images (it did both to CoSegNet's PASCAL-VOC runs at ``3e4bcff``). Folder runs keyed before this
+    rule got new names once."""
     record = {k: v for k, v in settings_to_dict(settings).items() if k not in _NOT_IN_KEY}
+    if on_folder:
+        record["data"] = {k: v for k, v in record["data"].items() if k not in _SYNTHETIC_ONLY}
     for name, default in ADDED_MODEL_FIELDS.items():
         if record["model"].get(name) == default:
             del record["model"][name]
@@ -81,7 +91,7 @@ def run_dir_for(output_dir, profile: str, data_root: str | None, experiment: str
                 overrides: dict | None = None, dataset: str = "folder") -> Path:
     """Where the run of ``experiment`` at ``seed`` (with ``overrides``) lives: keyed by its settings."""
     settings = build_settings(experiment, profile, seed=seed, overrides=overrides, dataset=dataset)
-    name = f"{run_slug(settings)}-s{seed}-{run_key(settings)}"
+    name = f"{run_slug(settings)}-s{seed}-{run_key(settings, on_folder=data_root is not None)}"
     return Path(output_dir) / "runs" / profile / data_tag(data_root) / name
 
 
