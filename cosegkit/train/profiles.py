@@ -119,8 +119,8 @@ _CPU = Profile(
     # 192 px without head triplets (PASCAL-VOC, seed 0); with 8 head triplets 0.367 at 192 and 0.404 at 224 (balanced
     # decision accuracy 0.854 / 0.844, at a309554); affordable since the mask tail runs on positive pairs only.
     # On the synthetic set CoSegNet draws its triplets from the U-Net's 300 training pairs (was 30, which 12 epochs
-    # of 90 triplets memorised: train L3 0.005, validation J 0.184, balanced decision accuracy 0.53; with 300: 0.263
-    # and 0.72, cosegnet at 192 px, seed 0, at 63ff89d)
+    # of 90 triplets memorised: train L3 0.005, validation J 0.188, balanced decision accuracy 0.55; with 300: 0.263
+    # and 0.72; cosegnet-single-image 0.197 -> 0.267; 192 px, seed 0, one 2-core Intel Xeon, at f306e19 / 63ff89d)
     cosegnet_data=DataSettings(
         image_size=224, batch_size=3, pairs_per_epoch=90, val_pairs=48, test_max_pairs_per_group=6,
         test_negative_pairs=60, num_workers=0, synthetic_train_pairs=300, synthetic_val_pairs=32,
