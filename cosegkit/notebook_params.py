@@ -69,6 +69,7 @@ def overrides_from(image_size: int | None = None, epochs: int | None = None, dev
 
 def synthetic_overrides(profile: str, overrides: dict) -> dict:
     """`overrides` for the synthetic pair benchmark: the profile's `synthetic_image_size` unless the notebook's
-    own `image_size` parameter (already in `overrides`) says otherwise."""
-    size = get_profile(profile).synthetic_image_size
-    return {**({"data.image_size": size} if size is not None else {}), **overrides}
+    own `image_size` parameter (already in `overrides`) says otherwise, and its `synthetic_decision_val_pairs`."""
+    p = get_profile(profile)
+    size = {"data.image_size": p.synthetic_image_size} if p.synthetic_image_size is not None else {}
+    return {**size, "data.decision_val_pairs": p.synthetic_decision_val_pairs, **overrides}

@@ -122,9 +122,15 @@ def test_unet_claim_rows_train_at_the_claim_size_and_the_synthetic_benchmark_at_
                  "pixel-dml-single-image"):  # the embedding head, claim rows or not
         assert build_settings(name, "cpu").data.image_size == cpu.unet_embedding_head_image_size
     # the synthetic benchmark: the profile's size, unless the notebook's own image_size parameter overrides it
-    assert synthetic_overrides("cpu", {"epochs": 3}) == {"data.image_size": cpu.synthetic_image_size, "epochs": 3}
+    assert synthetic_overrides("cpu", {"epochs": 3}) == {"data.image_size": cpu.synthetic_image_size, "epochs": 3,
+                                                         "data.decision_val_pairs": None}
     assert synthetic_overrides("cpu", {"data.image_size": 96})["data.image_size"] == 96
-    assert synthetic_overrides("smoke", {}) == {}  # smoke has no synthetic size of its own
+    # smoke has no synthetic size of its own
+    assert synthetic_overrides("smoke", {}) == {"data.decision_val_pairs": None}
+    # the decision pairs: many on real data, the profile's own number on the synthetic benchmark (cheap: default)
+    assert build_settings("cosegnet", "cpu").data.decision_val_pairs == 600
+    synthetic = build_settings("cosegnet", "cpu", overrides=synthetic_overrides("cpu", {}))
+    assert synthetic.data.decision_val_pairs is None and synthetic.data.image_size == cpu.synthetic_image_size
     # profiles without an ablation size keep one size for every row
     assert build_settings("unet-ce", "paper").data.image_size == build_settings("unet-dice", "paper").data.image_size
 

@@ -262,13 +262,18 @@ class CoSegNet(nn.Module):
         keep = _rows_to_keep(positive_mask, image_a.shape[0], image_a.device)
         logits_a, fu_a, fs_a = self._branch(image_a, keep)
         logits_b, fu_b, fs_b = self._branch(image_b, keep)
-        decision_b = None
-        if self.single_image:
-            decision = self.decision(torch.cat([fs_a, fs_a], dim=1)).squeeze(1)
-            decision_b = self.decision(torch.cat([fs_b, fs_b], dim=1)).squeeze(1)
-        else:
-            decision = self.decision(torch.cat([fs_a, fs_b], dim=1)).squeeze(1)
+        decision, decision_b = self.decide(fs_a, fs_b)
         return CoSegNetOutput(logits_a, logits_b, fs_a, fs_b, fu_a, fu_b, decision, decision_b)
+
+    def decide(self, fs_a: torch.Tensor, fs_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Decision logits (B,) from the metric embeddings of the two images (§3.3: concat(fs_a, fs_b) -> FC32-ReLU
+        -> FC1), and None; in single-image mode (D(fs_a, fs_a), D(fs_b, fs_b)). Each image's fs depends on that
+        image alone (the branches share weights, not activations), so the decisions of many pairs over the same
+        images can be computed from one :meth:`metric_embedding` per image."""
+        if self.single_image:
+            return (self.decision(torch.cat([fs_a, fs_a], dim=1)).squeeze(1),
+                    self.decision(torch.cat([fs_b, fs_b], dim=1)).squeeze(1))
+        return self.decision(torch.cat([fs_a, fs_b], dim=1)).squeeze(1), None
 
     def metric_embedding(self, image: torch.Tensor) -> torch.Tensor:
         """fs (B, 64) of one image batch, computing the decoder only up to the metric layer (for triplets)."""

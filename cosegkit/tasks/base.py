@@ -94,6 +94,17 @@ class Task:
                 threshold: float = 0.5) -> PairPrediction:
         raise NotImplementedError
 
+    def decision_codes(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """What the decision network reads of each image of a (B, 3, H, W) batch, computed from that image alone
+        (CoSegNet: its metric embedding fs), so a pair's decision is :meth:`decide` of its two images' codes."""
+        raise ValueError(f"a {self.family} model has no decision network")
+
+    def decide(self, model: nn.Module, codes_a: torch.Tensor, codes_b: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decision probabilities (decision_a, decision_b), as :class:`PairPrediction` holds them, of the pairs
+        whose images have the :meth:`decision_codes` codes_a and codes_b."""
+        raise ValueError(f"a {self.family} model has no decision network")
+
     def pixel_embedding(self, model: nn.Module, image_a: torch.Tensor, image_b: torch.Tensor) -> torch.Tensor | None:
         """The (B, D, H, W) pixel embedding of image A (SiameseUNet; None for its original head)."""
         raise ValueError(f"a {self.family} model has no pixel embedding")

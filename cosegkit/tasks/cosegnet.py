@@ -391,6 +391,16 @@ class CoSegNetTask(Task):
         return total, terms
 
     @torch.no_grad()
+    def decision_codes(self, model, images):
+        return unwrap(model).metric_embedding(images)
+
+    @torch.no_grad()
+    def decide(self, model, codes_a, codes_b):
+        logit_a, logit_b = unwrap(model).decide(codes_a, codes_b)
+        prob_a = torch.sigmoid(logit_a.float()).cpu()
+        return prob_a, (torch.sigmoid(logit_b.float()).cpu() if logit_b is not None else prob_a)
+
+    @torch.no_grad()
     def predict(self, model, image_a, image_b, threshold: float = 0.5) -> PairPrediction:
         """Mask probabilities and §3.5's gate; a single-image CoSegNet decides each side from its own image."""
         out = model(image_a, image_b)

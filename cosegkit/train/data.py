@@ -115,8 +115,11 @@ class RunData:
     seed: int
     pairs_per_epoch: int | None
     # negative validation pairs: built only for a decision network whose threshold is chosen on validation
-    # (threshold_selection="val"; the task asks for them)
+    # (threshold_selection="val"; the task asks for them) and data.decision_val_pairs is None
     val_negative: Sequence | None = None
+    # (positive, negative) validation pairs the decision threshold is chosen on, scored by the decision alone:
+    # built instead of val_negative when data.decision_val_pairs is set
+    val_decision: tuple[Sequence, Sequence] | None = None
 
     def epoch_samples(self, epoch: int) -> list:
         """Training samples of `epoch` (pure in (seed, epoch))."""
@@ -201,7 +204,7 @@ def real_sets(settings: TrainSettings, data_root, check_train_split: Callable | 
             f"{data_root}: the test split has only {n_neg} negative pairs but data.test_negative_pairs asks for "
             f"{d.test_negative_pairs}: pass --set data.test_negative_pairs={n_neg} (or a dataset with more groups)")
     train_pos = positive_pairs(ds, split["train"], seed=split_seed)
-    val_pos = positive_pairs(ds, split["val"], seed=split_seed)
+    val_pos = all_val_pos = positive_pairs(ds, split["val"], seed=split_seed)
     if d.val_pairs is not None and len(val_pos) > d.val_pairs:
         pick = np.random.default_rng([split_seed, 3]).choice(len(val_pos), size=d.val_pairs, replace=False)
         val_pos = [val_pos[k] for k in sorted(pick)]
@@ -212,17 +215,30 @@ def real_sets(settings: TrainSettings, data_root, check_train_split: Callable | 
     if not val_pos:  # found here, not after the first epoch
         raise ValueError(f"{data_root}: the validation split has no positive pair (with data.split {d.split} a "
                          "group needs more images to put 2 of them in the validation split)")
-    val_neg = None
+    val_neg = val_decision = None
     if val_negatives:
-        n_val_neg = min(len(val_pos), count_negative_pairs(ds, split["val"]))
+        n_val_neg = count_negative_pairs(ds, split["val"])
         if n_val_neg == 0:
             raise ValueError(f"{data_root}: threshold_selection='val' chooses the decision threshold on negative "
                              "validation pairs, and the validation split has none (it needs 2 or more groups); "
                              "pass --set threshold_selection=fixed")
-        val_neg = RealPairs(ds, negative_pairs(ds, split["val"], n=n_val_neg, seed=derive_seed(split_seed, 4)),
-                            negative=True)
+        n = d.decision_val_pairs
+        if n is None:
+            n_val_neg = min(len(val_pos), n_val_neg)
+            val_neg = RealPairs(ds, negative_pairs(ds, split["val"], n=n_val_neg, seed=derive_seed(split_seed, 4)),
+                                negative=True)
+        else:
+            most = min(len(all_val_pos), n_val_neg)
+            if n > most:
+                raise ValueError(f"{data_root}: data.decision_val_pairs={n} asks for {n} positive and {n} negative "
+                                 f"validation pairs, and the validation split has {len(all_val_pos)} positive and "
+                                 f"{n_val_neg} negative ones: pass --set data.decision_val_pairs={most} or less")
+            pick = np.random.default_rng([split_seed, 5]).choice(len(all_val_pos), size=n, replace=False)
+            val_decision = (RealPairs(ds, [all_val_pos[k] for k in sorted(pick)]),
+                            RealPairs(ds, negative_pairs(ds, split["val"], n=n, seed=derive_seed(split_seed, 5)),
+                                      negative=True))
     fields = dict(source=str(data_root), train_pool=RealPairs(ds, train_pos), val=RealPairs(ds, val_pos),
-                  val_negative=val_neg,
+                  val_negative=val_neg, val_decision=val_decision,
                   test_positive=RealPairs(ds, test_pos),
                   test_negative=RealPairs(ds, test_neg, negative=True) if test_neg else None,
                   split=split, seed=settings.seed, pairs_per_epoch=d.pairs_per_epoch)
@@ -242,11 +258,17 @@ def synthetic_sets(settings: TrainSettings, val_negatives: bool = False) -> dict
     n_neg = round(d.synthetic_test_pairs * d.synthetic_negative_fraction)
     test_neg = (CachedDataset(SyntheticCoseg(n_neg, size, seed=derive_seed(split_seed, 13), negative_fraction=1.0))
                 if n_neg else None)
-    val_neg = (CachedDataset(SyntheticCoseg(d.synthetic_val_pairs, size, seed=derive_seed(split_seed, 14),
-                                            negative_fraction=1.0))
-               if val_negatives else None)
+    val_neg = val_decision = None
+    if val_negatives and d.decision_val_pairs is None:
+        val_neg = CachedDataset(SyntheticCoseg(d.synthetic_val_pairs, size, seed=derive_seed(split_seed, 14),
+                                               negative_fraction=1.0))
+    elif val_negatives:
+        n = d.decision_val_pairs
+        val_decision = (CachedDataset(SyntheticCoseg(n, size, seed=derive_seed(split_seed, 15))),
+                        CachedDataset(SyntheticCoseg(n, size, seed=derive_seed(split_seed, 16), negative_fraction=1.0)))
     return dict(source="synthetic", train_pool=train, val=val, test_positive=test_pos, test_negative=test_neg,
-                split=None, seed=settings.seed, pairs_per_epoch=d.pairs_per_epoch, val_negative=val_neg)
+                split=None, seed=settings.seed, pairs_per_epoch=d.pairs_per_epoch, val_negative=val_neg,
+                val_decision=val_decision)
 
 
 def check_run_items(dataset, indices, data_root) -> None:

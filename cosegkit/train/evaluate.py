@@ -38,6 +38,7 @@ from cosegkit.train.progress import show_bars
 from cosegkit.train.records import CONFIG_NAME, data_root_of_run, read_json, write_json
 
 __all__ = ["predict_pairs", "score_pairs", "evaluate_run", "select_thresholds", "decision_threshold_candidates",
+           "decision_probabilities", "choose_decision_threshold",
            "THRESHOLD_GRID", "run_thresholds"]
 
 # candidate thresholds for threshold_selection="val": 0.05, 0.10, ..., 0.95
@@ -206,6 +207,45 @@ def _val_statistics(model, family: str, pairs: Sequence, transform, device, indi
     return per_image, decisions
 
 
+@torch.no_grad()
+def decision_probabilities(model, family: str, pairs: Sequence, transform, device, batch_size: int = 8,
+                           amp: bool = False, channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The decision probabilities (decision_a, decision_b), one per pair each, of a model with a decision network,
+    computed from the decision alone: each image's code (CoSegNet: its metric embedding fs, cosegnet §3.2) once,
+    then the decision network (§3.3) on every pair's two codes; no mask decoder runs after the metric layer. The
+    numbers are those of the task's ``predict`` on the pairs (tested). Pairs of a dataset (:class:`RealPairs`)
+    share the codes of their images, so N pairs over M images cost M encoder passes; other pair sets cost two
+    per pair."""
+    task = task_for(family)
+    if not task.has_decision:
+        raise ValueError(f"a {family} model has no decision network")
+    model.eval()
+    if isinstance(pairs, RealPairs):
+        images = sorted({i for pair in pairs.pairs for i in pair})
+        slot = {i: n for n, i in enumerate(images)}
+        singles = RealPairs(pairs.dataset, [(i, i) for i in images])
+        sources = [(singles, n, "image_a") for n in range(len(images))]
+        index_a = [slot[a] for a, _ in pairs.pairs]
+        index_b = [slot[b] for _, b in pairs.pairs]
+    else:
+        sources = [(pairs, k, side) for k in range(len(pairs)) for side in ("image_a", "image_b")]
+        index_a, index_b = list(range(0, 2 * len(pairs), 2)), list(range(1, 2 * len(pairs), 2))
+    codes = []
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+        for start in range(0, len(sources), batch_size):
+            with single_thread():
+                x = torch.stack([transform(src[k])[side] for src, k, side in sources[start:start + batch_size]])
+            x = x.to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            codes.append(task.decision_codes(model, x))
+        codes = torch.cat(codes) if codes else torch.empty(0)
+        if not len(index_a):
+            return np.zeros(0), np.zeros(0)
+        prob_a, prob_b = task.decide(model, codes[index_a], codes[index_b])
+    return prob_a.float().numpy(), prob_b.float().numpy()
+
+
 def decision_threshold_candidates(positive_probs, negative_probs, grid: Sequence[float] = THRESHOLD_GRID
                                   ) -> list[float]:
     """Decision thresholds to try: the grid and every midpoint between consecutive distinct validation
@@ -219,9 +259,36 @@ def decision_threshold_candidates(positive_probs, negative_probs, grid: Sequence
     return sorted({float(t) for t in grid} | {float(t) for t in mids if 0.0 < t < 1.0})
 
 
+def choose_decision_threshold(positive_probs, negative_probs, grid: Sequence[float] = THRESHOLD_GRID
+                              ) -> tuple[float, dict]:
+    """(threshold, {"positive", "negative"} accuracies there): the candidate
+    (:func:`decision_threshold_candidates`) with the highest balanced accuracy on these decision probabilities of
+    positive and negative pairs, ties as :func:`_decision_argmax` breaks them."""
+    p, n = np.asarray(positive_probs, float), np.asarray(negative_probs, float)
+    candidates = decision_threshold_candidates(p, n, grid)
+    acc_pos = np.array([(p > t).mean() for t in candidates])
+    acc_neg = np.array([(n <= t).mean() for t in candidates])
+    d = _decision_argmax(acc_pos, acc_neg, candidates)
+    return candidates[d], {"positive": float(acc_pos[d]), "negative": float(acc_neg[d])}
+
+
+def _checked_selection_inputs(grid, positive, decision_pairs) -> list[float]:
+    """The grid as floats, after checking `select_thresholds`' inputs (before any pair is scored)."""
+    grid = [float(t) for t in grid]
+    if not grid or min(grid) <= 0.0 or max(grid) >= 1.0:
+        raise ValueError(f"threshold grid must hold values in (0, 1), got {grid}")
+    if len(positive) == 0:
+        raise ValueError("no validation pair to choose thresholds on")
+    if decision_pairs is not None and (not len(decision_pairs[0]) or not len(decision_pairs[1])):
+        raise ValueError(f"decision_pairs needs positive and negative pairs, got {len(decision_pairs[0])} and "
+                         f"{len(decision_pairs[1])}")
+    return grid
+
+
 def select_thresholds(model, family: str, positive: Sequence, negative: Sequence | None, transform, device,
                       dist: Dist | None = None, grid: Sequence[float] = THRESHOLD_GRID, batch_size: int = 8,
-                      amp: bool = False, channels_last: bool = False) -> dict:
+                      amp: bool = False, channels_last: bool = False,
+                      decision_pairs: tuple[Sequence, Sequence] | None = None) -> dict:
     """Thresholds chosen on the validation split (``threshold_selection="val"``).
 
     Neither paper states its thresholds: IS-Triplet (§4.1.3) and CoSegNet (§4) threshold probability maps, and
@@ -234,21 +301,20 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
     * decision (models with a decision network, when `negative` pairs are given): the threshold, among the grid
       and the midpoints of the validation probabilities (:func:`decision_threshold_candidates`), with the
       highest balanced accuracy, the mean of the accuracies on positive and on negative pairs (the two classes
-      that CoSegNet's Table 1 and its negative-pair column score separately).
+      that CoSegNet's Table 1 and its negative-pair column score separately). With ``decision_pairs`` (positive,
+      negative), the decision is chosen on those pairs instead, scored by the decision alone
+      (:func:`decision_probabilities`, ``data.decision_val_pairs``), and ``negative`` is not needed.
 
     Ties go to the grid point closest to 0.5; decision ties first to the higher accuracy on positive pairs (an
     uninformative decision network then says "yes" and leaves the masks alone). Returns dict(selected_on="val",
     mask, decision (None without a decision network), val_jaccard and val_precision (at the chosen mask threshold),
-    val_jaccard_at_0.5, val_decision_accuracy ({"positive", "negative"} at the chosen decision threshold, or None)).
+    val_jaccard_at_0.5, val_decision_accuracy ({"positive", "negative"} at the chosen decision threshold, or None),
+    decision_pairs ({"positive", "negative"}: how many validation pairs the decision was chosen on, or None)).
     Under torchrun each rank scores a strided share and the per-image numbers are gathered, so every rank returns
     the same thresholds.
     """
     dist = dist or Dist()
-    grid = [float(t) for t in grid]
-    if not grid or min(grid) <= 0.0 or max(grid) >= 1.0:
-        raise ValueError(f"threshold grid must hold values in (0, 1), got {grid}")
-    if len(positive) == 0:
-        raise ValueError("no validation pair to choose thresholds on")
+    grid = _checked_selection_inputs(grid, positive, decision_pairs)
 
     def gather(pairs):
         local = _val_statistics(model, family, pairs, transform, device, range(dist.rank, len(pairs), dist.world),
@@ -263,16 +329,18 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
     out = {"selected_on": "val", "mask": grid[k], "decision": None, "val_jaccard": float(mean_j[k]),
            "val_precision": float(mean_p[k]),
            "val_jaccard_at_0.5": float(mean_j[half]) if abs(grid[half] - 0.5) < 1e-9 else None,
-           "val_decision_accuracy": None}
-    if pos_dec and negative is not None and len(negative):
-        _, neg_dec = gather(negative)
-        p, n = np.asarray(pos_dec), np.asarray(neg_dec)
-        candidates = decision_threshold_candidates(p, n, grid)
-        acc_pos = np.array([(p > t).mean() for t in candidates])
-        acc_neg = np.array([(n <= t).mean() for t in candidates])
-        d = _decision_argmax(acc_pos, acc_neg, candidates)
-        out["decision"] = candidates[d]
-        out["val_decision_accuracy"] = {"positive": float(acc_pos[d]), "negative": float(acc_neg[d])}
+           "val_decision_accuracy": None, "decision_pairs": None}
+    if pos_dec and decision_pairs is not None:
+        p, n = (np.concatenate(decision_probabilities(model, family, pairs, transform, device, batch_size, amp,
+                                                      channels_last)) for pairs in decision_pairs)
+        counted = decision_pairs
+    elif pos_dec and negative is not None and len(negative):
+        p, n = np.asarray(pos_dec), np.asarray(gather(negative)[1])
+        counted = (positive, negative)
+    else:
+        return out
+    out["decision_pairs"] = {"positive": len(counted[0]), "negative": len(counted[1])}
+    out["decision"], out["val_decision_accuracy"] = choose_decision_threshold(p, n, grid)
     return out
 
 

@@ -165,6 +165,10 @@ class DataSettings:
     split: tuple[int, int, int] = (3, 1, 1)  # train:val:test (cosegnet §4.2)
     split_seed: int | None = None  # None -> the run seed
     val_pairs: int = 64  # positive validation pairs scored after every epoch
+    # A decision network's threshold (threshold_selection="val") is chosen on this many positive and as many
+    # negative validation pairs, scored by the decision alone (one metric embedding per image, no mask decoder);
+    # None: on the val_pairs positive pairs and as many negative ones, scored with their masks
+    decision_val_pairs: int | None = None
     test_max_pairs_per_group: int | None = None  # None = every pair within every test group (paper protocol)
     test_negative_pairs: int = 100  # negative (outlier) test pairs
     num_workers: int = 0
@@ -201,6 +205,9 @@ class DataSettings:
             raise ValueError(f"data.mining_pool must be an int >= 1, got {self.mining_pool!r}")
         if isinstance(self.head_triplets, bool) or not isinstance(self.head_triplets, int) or self.head_triplets < 0:
             raise ValueError(f"data.head_triplets must be an int >= 0, got {self.head_triplets!r}")
+        n = self.decision_val_pairs
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"data.decision_val_pairs must be None or an int >= 1, got {n!r}")
 
 
 @dataclass(frozen=True)
@@ -276,7 +283,7 @@ RETIRED_FIELDS = {"fault_sigkill_step": None}  # a test-only hook, now passed to
 # Settings added after runs were committed, with the default they were added at: at that default they are left out
 # of the run key (cosegkit.train.run_cache.run_key), so those runs keep their folders.
 ADDED_MODEL_FIELDS = {"skip_attention": False, "match_stride": 32, "feature_dropout": 0.0}
-ADDED_DATA_FIELDS = {"head_triplets": 0}
+ADDED_DATA_FIELDS = {"head_triplets": 0, "decision_val_pairs": None}
 ADDED_FIELDS = {"amp_on_cpu": False, "channels_last_on_cpu": False}  # the same for top-level settings
 
 
