@@ -215,7 +215,7 @@ def decision_probabilities(model, family: str, pairs: Sequence, transform, devic
     then the decision network (§3.3) on every pair's two codes; no mask decoder runs after the metric layer. The
     numbers are those of the task's ``predict`` on the pairs (tested). Pairs of a dataset (:class:`RealPairs`)
     share the codes of their images, so N pairs over M images cost M encoder passes; other pair sets cost two
-    per pair."""
+    per pair (one transform). Under torchrun every rank scores every pair (cheap), so all ranks agree."""
     task = task_for(family)
     if not task.has_decision:
         raise ValueError(f"a {family} model has no decision network")
@@ -224,24 +224,28 @@ def decision_probabilities(model, family: str, pairs: Sequence, transform, devic
         images = sorted({i for pair in pairs.pairs for i in pair})
         slot = {i: n for n, i in enumerate(images)}
         singles = RealPairs(pairs.dataset, [(i, i) for i in images])
-        sources = [(singles, n, "image_a") for n in range(len(images))]
         index_a = [slot[a] for a, _ in pairs.pairs]
         index_b = [slot[b] for _, b in pairs.pairs]
-    else:
-        sources = [(pairs, k, side) for k in range(len(pairs)) for side in ("image_a", "image_b")]
+        n_images, items = len(images), (transform(singles[n]) for n in range(len(images)))
+        sides = ("image_a",)
+    else:  # each pair transformed once, both its images encoded
         index_a, index_b = list(range(0, 2 * len(pairs), 2)), list(range(1, 2 * len(pairs), 2))
-    codes = []
+        n_images, items = 2 * len(pairs), (transform(pairs[k]) for k in range(len(pairs)))
+        sides = ("image_a", "image_b")
+    if not len(index_a):
+        return np.zeros(0), np.zeros(0)
+    per_item = batch_size // len(sides) or 1
+    codes, done = [], 0
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-        for start in range(0, len(sources), batch_size):
+        while done < n_images:
             with single_thread():
-                x = torch.stack([transform(src[k])[side] for src, k, side in sources[start:start + batch_size]])
-            x = x.to(device)
+                batch = [it[side] for _, it in zip(range(per_item), items, strict=False) for side in sides]
+            x = torch.stack(batch).to(device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             codes.append(task.decision_codes(model, x))
-        codes = torch.cat(codes) if codes else torch.empty(0)
-        if not len(index_a):
-            return np.zeros(0), np.zeros(0)
+            done += len(x)
+        codes = torch.cat(codes)
         prob_a, prob_b = task.decide(model, codes[index_a], codes[index_b])
     return prob_a.float().numpy(), prob_b.float().numpy()
 
