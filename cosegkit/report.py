@@ -85,6 +85,8 @@ def not_run_message(dataset: str, expected_root: str | Path | None, fetch_name: 
 
 
 def _cell(value) -> str:
+    if value is pd.NA:  # a missing entry of an integer column (pandas "Int64")
+        return "–"
     if isinstance(value, float):
         if math.isnan(value):
             return "–"

@@ -304,7 +304,10 @@ def write_is_triplet_table1(runs: pd.DataFrame, out, dataset_name: str, provenan
         rows.append({"method": f"paper: {row.method}", "loss": row.loss, "train/val": row.train_val_dataset,
                      "test": row.test_dataset, "val P": row.val_P, "val J": row.val_J, "test P": row.test_P,
                      "test J": row.test_J})
-    return _write(pd.DataFrame(rows), out, "is_triplet_table1", "IS-Triplet Table 1: Dice with and without IS-Triplet",
+    frame = pd.DataFrame(rows)
+    # The not-run and paper rows have no size; a float column would print our sizes as "256.0".
+    frame["ours px"] = frame["ours px"].astype("Int64")
+    return _write(frame, out, "is_triplet_table1", "IS-Triplet Table 1: Dice with and without IS-Triplet",
                   provenance,
                   notes="Rows marked 'paper:' are the published numbers (448x448, ResNet-50, 30 epochs). Gong et al. = "
                         "the original network (Fig. 1a: 2-channel logits at half size); modified framework = Fig. 1b "

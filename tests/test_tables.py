@@ -5,7 +5,13 @@ import math
 import pandas as pd
 import pytest
 
-from cosegkit.tables import add_gain_over_baseline, aggregate_seeds, image_size_of, size_mix_note
+from cosegkit.tables import (
+    add_gain_over_baseline,
+    aggregate_seeds,
+    image_size_of,
+    size_mix_note,
+    write_is_triplet_table1,
+)
 
 
 def _runs() -> pd.DataFrame:
@@ -52,3 +58,17 @@ def test_size_mix_note_names_rows_trained_at_another_size_than_the_baseline():
     assert size_mix_note(runs.assign(image_size=224), ["pair"], "single") == ""
     with pytest.raises(ValueError, match="'pair': expected its runs at one image size, found \\[192, 224\\]"):
         image_size_of(runs.assign(image_size=[192, 224, 192, 256, 256, 256]), "pair")
+
+
+def test_is_triplet_table1_prints_image_sizes_as_integers_and_a_dash_where_a_row_has_none(tmp_path):
+    names = ["unet-dice", "unet-dice-istriplet", "unet-dice-embedding", "unet-single-image"]
+    runs = pd.DataFrame({"experiment": names, "seed": [0] * 4, "test_P": [90.0] * 4, "test_J": [0.5, 0.6, 0.55, 0.4],
+                         "val_P": [90.0] * 4, "val_J": [0.5] * 4, "wall_time_s": [60.0] * 4,
+                         "image_size": [256, 192, 192, 256]})
+    markdown = write_is_triplet_table1(runs, tmp_path, "PASCAL-VOC co-seg", None).markdown.read_text()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")]
+            for line in markdown.splitlines() if line.startswith("| ")]
+    column = rows[0].index("ours px")
+    sizes = [row[column] for row in rows[1:]]
+    assert sizes[:4] == ["256", "192", "192", "256"]
+    assert set(sizes[4:]) == {"–"}  # the not-run datasets and the paper's rows
