@@ -60,5 +60,8 @@ def test_committed_run_folders_keep_their_keys():
     if not configs:
         pytest.skip("no committed runs")
     for cfg in configs:
-        settings = settings_from_dict(json.loads(cfg.read_text())["settings"])
-        assert cfg.parent.name == f"{run_slug(settings)}-s{settings.seed}-{run_key(settings)}", cfg
+        config = json.loads(cfg.read_text())
+        settings = settings_from_dict(config["settings"])
+        # keyed as run_dir_for keys them: a run on a dataset folder without the synthetic set's sizes
+        key = run_key(settings, on_folder=config["data_root"] is not None)
+        assert cfg.parent.name == f"{run_slug(settings)}-s{settings.seed}-{key}", cfg
