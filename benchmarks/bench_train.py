@@ -17,9 +17,10 @@ Measured in one run, on the same epoch samples, model and image size:
 3. with ``--budget-s T``: each path trains from the same initial weights for T seconds of wall time (the new
    path's cache filling included) and is then scored on the validation pairs (P, J), so the ratio of learning
    per CPU-second is measured, not only the step rate.
-4. with ``--precision``: the new path's warm steps again in float32 (the profiles' arithmetic), with the model
-   channels-last, under bf16 autocast, and both (the opt-in ``channels_last_on_cpu`` / ``amp_on_cpu``), each from
-   the same initial weights on the same batches, as ratios to float32, with the loss after those steps beside it.
+4. with ``--precision``: the new path's warm steps again in float32 (what sections 2-3 compute), with the model
+   channels-last, under bf16 autocast, and both (``channels_last_on_cpu`` / ``amp_on_cpu``, which the cpu profile
+   turns on), each from the same initial weights on the same batches, as ratios to float32, with the loss after
+   those steps beside it.
 5. with ``--cosegnet-tail`` (a CoSegNet experiment): the new path's warm steps with the whole decoder run on every
    pair and the negative pairs' mask logits detached (CoSegNet before ``positive_mask`` skipped them) against the
    model's own path, which runs the layers after the metric layer on the positive pairs only; both from the same

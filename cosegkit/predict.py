@@ -31,7 +31,7 @@ from cosegkit.tasks import task_for
 from cosegkit.train.checkpoint import CHECKPOINT_NAME
 from cosegkit.train.data import single_thread
 from cosegkit.train.evaluate import run_thresholds
-from cosegkit.train.modeling import eval_transform, load_trained_model
+from cosegkit.train.modeling import eval_transform, load_trained_model, run_precision
 from cosegkit.train.records import CONFIG_NAME, read_json, write_json
 
 __all__ = ["COMBINATION_RULE", "PREDICTIONS_NAME", "collect_images", "predict_images", "add_predict_subcommand"]
@@ -192,6 +192,7 @@ def _run_pairings(settings, model, device, tensors, pairings, batch_size: int, d
     import torch
 
     task = task_for(settings)
+    amp, channels_last = run_precision(settings, device)  # the arithmetic the run was trained and tested in
     sums: list = [None] * len(tensors)
     counts = [0] * len(tensors)
     decisions: list = []
@@ -199,7 +200,9 @@ def _run_pairings(settings, model, device, tensors, pairings, batch_size: int, d
         chunk = pairings[start:start + batch_size]
         a = torch.stack([tensors[i] for i, _ in chunk]).to(device)
         b = torch.stack([tensors[j] for _, j in chunk]).to(device)
-        with torch.no_grad():
+        if channels_last:
+            a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
             pred = task.predict(model, a, b, threshold=decision_threshold)
         pa, pb = pred.gated()  # the model's own test-time rule (§3.5): mask x thresholded decision
         if pred.has_decision:

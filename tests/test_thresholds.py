@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from cosegkit.data.transforms import resize_to_original
@@ -221,3 +222,39 @@ def test_fixed_is_the_default_and_unknown_values_are_refused(tmp_path):
     assert chosen == {"selected_on": "fixed", "mask": 0.5, "decision": None}
     with pytest.raises(ValueError, match="threshold_selection"):
         train("unet-dice", "smoke", tmp_path / "bad", overrides={"progress": False, "threshold_selection": "test"})
+
+
+
+@pytest.mark.parametrize("exp", ["unet-dice", "cosegnet"])
+def test_evaluate_and_predict_score_a_bf16_channels_last_run_in_its_own_arithmetic(tmp_path, exp, monkeypatch):
+    from cosegkit import predict as predict_module
+    from cosegkit.tasks import task_for
+    from cosegkit.train import evaluate as evaluate_module
+    from cosegkit.train import train
+    from cosegkit.train.modeling import load_trained_model
+
+    fast = {"progress": False, "amp_on_cpu": True, "channels_last_on_cpu": True}
+    run = train(exp, "smoke", tmp_path / "r", overrides=fast)
+    settings, model, _ = load_trained_model(run.run_dir, device="cpu")
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-1] > 1)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # as the run was trained and tested
+
+    seen = []
+    task = task_for(settings)
+    original = type(task).predict
+
+    def spy(self, model, a, b, **kw):  # the arithmetic evaluate and predict run the model in
+        seen.append((torch.is_autocast_enabled("cpu"), a.is_contiguous(memory_format=torch.channels_last)))
+        return original(self, model, a, b, **kw)
+
+    monkeypatch.setattr(type(task), "predict", spy)
+    report = evaluate_module.evaluate_run(run.run_dir, progress=False)
+    assert seen and set(seen) == {(True, True)}
+    assert report["positive"]["precision"] == run.test["positive"]["precision"]
+    seen.clear()
+    rng = np.random.default_rng(0)
+    images = [tmp_path / f"{k}.png" for k in "ab"]
+    for path in images:
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(path)
+    predict_module.predict_images(run.run_dir, images, tmp_path / "out", device="cpu")
+    assert seen and set(seen) == {(True, True)}

@@ -141,3 +141,15 @@ def test_bf16_and_channels_last_on_cpu_are_opt_in(tmp_path, monkeypatch):
     assert seen == [(False, False, True, ""), (True, True, True, "channels_last")]
     a, b = plain.history[0]["loss"], fast.history[0]["loss"]
     assert a != b and abs(a - b) < 0.05 * abs(a)  # bf16 rounding, not another computation
+
+
+def test_the_cpu_profile_trains_in_bf16_channels_last_and_the_others_do_not():
+    from cosegkit.train.experiments import build_settings
+
+    for exp in ("unet-dice", "cosegnet", "unet-dice-istriplet"):
+        cpu = build_settings(exp, "cpu", seed=0)
+        assert (cpu.amp_on_cpu, cpu.channels_last_on_cpu) == (True, True)
+        assert any("bf16" in d for d in cpu.deviations)  # listed where the profile departs from the papers
+        for other in ("smoke", "paper", "gpu"):
+            s = build_settings(exp, other, seed=0)
+            assert (s.amp_on_cpu, s.channels_last_on_cpu) == (False, False)

@@ -33,7 +33,7 @@ from cosegkit.models.cosegnet import decision_gate
 from cosegkit.tasks import build_run_data, task_for
 from cosegkit.train.data import CachedDataset, check_run_items, single_thread
 from cosegkit.train.distributed import Dist
-from cosegkit.train.modeling import eval_transform, load_trained_model
+from cosegkit.train.modeling import eval_transform, load_trained_model, run_precision
 from cosegkit.train.progress import show_bars
 from cosegkit.train.records import CONFIG_NAME, data_root_of_run, read_json, write_json
 
@@ -387,6 +387,7 @@ def evaluate_run(run_dir, data_root=None, dataset: str | None = None, max_pairs_
     settings, model, dev = load_trained_model(run_dir, device=device)
     family = settings.model.family
     mask_t, decision_t = run_thresholds(run_dir, settings)
+    amp, channels_last = run_precision(settings, dev)  # the arithmetic the run was tested in
     transform = eval_transform(settings, model)
     if data_root is None:
         data = build_run_data(settings, None)
@@ -403,13 +404,15 @@ def evaluate_run(run_dir, data_root=None, dataset: str | None = None, max_pairs_
         "data": name if data_root is None else str(Path(data_root).resolve()),
         "thresholds": {"mask": mask_t, "decision": decision_t},
         "positive": score_pairs(model, family, pos, transform, dev, batch_size=batch_size, progress=progress,
-                                desc="positive pairs", threshold=mask_t, decision_threshold=decision_t),
+                                desc="positive pairs", threshold=mask_t, decision_threshold=decision_t,
+                                amp=amp, channels_last=channels_last),
         "negative": None,
     }
     if neg is not None and len(neg):
         report["negative"] = score_pairs(model, family, neg, transform, dev, negative=True,
                                          batch_size=batch_size, progress=progress, desc="negative pairs",
-                                         threshold=mask_t, decision_threshold=decision_t)
+                                         threshold=mask_t, decision_threshold=decision_t,
+                                         amp=amp, channels_last=channels_last)
     if note is not None:
         report["negative_note"] = note
     path = run_dir / f"evaluation_{name}.json"

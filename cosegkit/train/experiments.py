@@ -60,6 +60,8 @@ class Experiment:
             seed=seed,
             num_threads=profile.num_threads,
             threshold_selection=profile.threshold_selection,
+            amp_on_cpu=profile.amp_on_cpu,
+            channels_last_on_cpu=profile.channels_last_on_cpu,
             deviations=profile.deviations,
         )
 

@@ -113,8 +113,19 @@ def predict_probabilities(model: nn.Module, family: str, image_a: torch.Tensor, 
     return pred.prob_a, pred.prob_b, (pred.decision_a, pred.decision_b) if pred.has_decision else None
 
 
+def run_precision(settings: TrainSettings, device: torch.device) -> tuple[bool, bool]:
+    """(bf16 autocast, channels-last) of a run of `settings` on `device`: `amp` / `channels_last` on CUDA,
+    `amp_on_cpu` / `channels_last_on_cpu` on a CPU. Training, `evaluate` and `predict` all use it, so that a run
+    is scored in the arithmetic it was trained and tested in."""
+    if device.type == "cpu":
+        return settings.amp_on_cpu, settings.channels_last_on_cpu
+    on_cuda = device.type == "cuda"
+    return settings.amp and on_cuda, settings.channels_last and on_cuda
+
+
 def load_trained_model(run_dir, device: str | None = None):
-    """(settings, model in eval mode with the final weights, device) of a finished or checkpointed run."""
+    """(settings, model in eval mode with the final weights, device) of a finished or checkpointed run; the model
+    is channels-last where the run's precision on that device says so (`run_precision`)."""
     run_dir = Path(run_dir)
     cfg = read_json(run_dir / CONFIG_NAME)
     settings = settings_from_dict(cfg["settings"])
@@ -122,4 +133,7 @@ def load_trained_model(run_dir, device: str | None = None):
     model = build_model(replace(settings.model, pretrained=False))  # weights come from the checkpoint
     ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location=dev, required=("model",))
     model.load_state_dict(ckpt["model"])
-    return settings, model.to(dev).eval(), dev
+    model = model.to(dev).eval()
+    if run_precision(settings, dev)[1]:
+        model = model.to(memory_format=torch.channels_last)
+    return settings, model, dev

@@ -224,9 +224,9 @@ class TrainSettings:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast, CUDA only
     channels_last: bool = True  # CUDA only
-    # The same two on a CPU, opt-in: with AMX (Intel Xeon 4th gen+) bf16 autocast + channels-last make a cpu-profile
-    # step 1.3-1.8x faster; without AMX they are about even (benchmarks/bench_train.py --precision measures yours).
-    # They change the last bits of every number, so they are off in every profile (results/cpu is float32).
+    # The same two on a CPU: with AMX (Intel Xeon 4th gen+) bf16 autocast + channels-last made a cpu-profile step
+    # 1.6-1.8x faster, on the AMD EPYC with AVX512-BF16 1.3-1.7x (benchmarks/bench_train.py --precision measures
+    # yours). They change the last bits of every number; the `cpu` profile turns both on, the others leave them off.
     amp_on_cpu: bool = False
     channels_last_on_cpu: bool = False
     deterministic: bool = True  # torch.use_deterministic_algorithms + fixed thread count

@@ -34,7 +34,14 @@ from cosegkit.train.checkpoint import (
 from cosegkit.train.data import TrainSamples, derive_seed
 from cosegkit.train.distributed import Dist
 from cosegkit.train.evaluate import score_pairs, select_thresholds
-from cosegkit.train.modeling import eval_transform, make_optimizer, make_scheduler, set_train_mode, train_transform
+from cosegkit.train.modeling import (
+    eval_transform,
+    make_optimizer,
+    make_scheduler,
+    run_precision,
+    set_train_mode,
+    train_transform,
+)
 from cosegkit.train.progress import show_bars
 from cosegkit.train.records import (
     CONFIG_NAME,
@@ -82,10 +89,7 @@ class Trainer:
         self.settings, self.run_dir, self.data_root = settings, run_dir, data_root
         self.dist, self.device, self.on_step = dist, device, on_step
         self.task = task_for(settings)
-        on_cpu = device.type == "cpu"
-        self.amp = settings.amp_on_cpu if on_cpu else settings.amp and device.type == "cuda"
-        self.channels_last = (settings.channels_last_on_cpu if on_cpu
-                              else settings.channels_last and device.type == "cuda")
+        self.amp, self.channels_last = run_precision(settings, device)
         self.progress = settings.progress and dist.is_main  # one line per epoch
         self.bars = show_bars(self.progress)  # and tqdm bars where someone watches them (a terminal or Jupyter)
         self.ckpt_path = run_dir / CHECKPOINT_NAME
