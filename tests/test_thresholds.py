@@ -258,3 +258,60 @@ def test_evaluate_and_predict_score_a_bf16_channels_last_run_in_its_own_arithmet
         Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(path)
     predict_module.predict_images(run.run_dir, images, tmp_path / "out", device="cpu")
     assert seen and set(seen) == {(True, True)}
+
+
+def _separated(shift: float, n: int = 600, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.4 + shift, 0.05, n), rng.normal(0.4, 0.05, n)
+
+
+def test_the_chance_test_finds_what_threshold_search_finds_on_shuffled_labels():
+    from cosegkit.train.evaluate import choose_decision_threshold, decision_chance_test
+
+    for shift, informative in ((0.0, False), (0.03, True), (0.1, True)):
+        p, n = _separated(shift)
+        report = decision_chance_test(p, n, n_permutations=300)
+        _, acc = choose_decision_threshold(p, n)
+        # the statistic is the best balanced accuracy the threshold search reaches, not a different quantity
+        assert report["balanced_accuracy"] == pytest.approx((acc["positive"] + acc["negative"]) / 2)
+        assert 0.5 < report["chance_95"] < 0.56  # the search's own optimism on 600 + 600 pairs
+        assert (report["p_value"] <= 0.05) == informative
+    p, n = _separated(0.1)
+    inverted = decision_chance_test(n, p, n_permutations=300)  # positives below negatives: "yes" above t is wrong
+    assert inverted["balanced_accuracy"] == 0.5 and inverted["p_value"] > 0.05
+
+
+def test_a_gate_no_better_than_chance_on_validation_is_opened():
+    from cosegkit.train.evaluate import OPEN_GATE, apply_chance_test, choose_decision_threshold
+
+    p, n = _separated(0.0)
+    fitted, acc = choose_decision_threshold(p, n)
+    threshold, acc_after, report = apply_chance_test(p, n, fitted, acc, n_permutations=300)
+    assert report["gate_opened"] and report["fitted_threshold"] == fitted
+    assert threshold == OPEN_GATE and acc_after == {"positive": 1.0, "negative": 0.0}
+    p, n = _separated(0.1)
+    fitted, acc = choose_decision_threshold(p, n)
+    assert apply_chance_test(p, n, fitted, acc, n_permutations=300)[:2] == (fitted, acc)  # a real decision stays
+
+
+def test_smoke_cosegnet_with_the_chance_test_records_it_and_tests_at_its_threshold(tmp_path):
+    from cosegkit.train import train
+
+    run = train("cosegnet", "smoke", tmp_path / "r", overrides={
+        "progress": False, "threshold_selection": "val", "decision_chance_permutations": 200})
+    chosen = json.loads((run.run_dir / "results.json").read_text())["thresholds"]
+    chance = chosen["decision_chance"]
+    assert chance["permutations"] == 200 and 0.0 < chance["p_value"] <= 1.0
+    assert chosen["decision"] == (0.0 if chance["gate_opened"] else chance["fitted_threshold"])
+    if chance["gate_opened"]:  # every positive test pair accepted, so no mask is gated off
+        assert run.test["positive"]["decision_accuracy"] == 1.0
+    with pytest.raises(ValueError, match="decision_chance_permutations"):
+        train("cosegnet", "smoke", tmp_path / "bad", overrides={"progress": False, "decision_chance_permutations": -1})
+
+
+def test_only_the_cpu_profile_tests_its_decision_thresholds_against_chance():
+    from cosegkit.train.experiments import get_experiment
+
+    assert get_experiment("cosegnet").settings("cpu").decision_chance_permutations == 1000
+    for profile in ("smoke", "paper", "gpu"):
+        assert get_experiment("cosegnet").settings(profile).decision_chance_permutations == 0

@@ -276,6 +276,64 @@ def choose_decision_threshold(positive_probs, negative_probs, grid: Sequence[flo
     return candidates[d], {"positive": float(acc_pos[d]), "negative": float(acc_neg[d])}
 
 
+def _best_balanced_accuracy(values: np.ndarray, is_positive: np.ndarray) -> np.ndarray:
+    """The highest balanced accuracy any threshold reaches, per row of `is_positive` (labels, (R, N) or (N,)) on
+    the decision probabilities `values` (N,): every split of the sorted distinct values is tried, "all yes" and
+    "all no" (balanced accuracy 0.5) included, as :func:`decision_threshold_candidates` does."""
+    order = np.argsort(-values, kind="stable")
+    v = values[order]
+    y = np.atleast_2d(is_positive)[:, order].astype(float)
+    n_pos = y.sum(axis=1, keepdims=True)
+    n_neg = y.shape[1] - n_pos
+    tp, fp = np.cumsum(y, axis=1), np.cumsum(1.0 - y, axis=1)
+    boundary = np.r_[v[1:] < v[:-1], True]  # accept the values above a split only where the next value differs
+    balanced = 0.5 + 0.5 * (tp / n_pos - fp / n_neg)
+    return np.maximum(balanced[:, boundary].max(axis=1), 0.5)
+
+
+def decision_chance_test(positive_probs, negative_probs, n_permutations: int = 1000, seed: int = 0) -> dict:
+    """Is the decision better than chance on these validation pairs? A max-statistic permutation test: the best
+    balanced accuracy over every threshold (what :func:`choose_decision_threshold` maximises) against the best that
+    the same search finds when the positive / negative labels are shuffled among the same probabilities
+    (`n_permutations` times, numpy seed `seed`). Searching ~1000 thresholds finds a balanced accuracy above 0.5
+    even for a decision network that cannot tell the classes apart (a single-image CoSegNet, whose decision does
+    not see the partner); this says how far above 0.5 chance reaches. Returns dict(balanced_accuracy (observed),
+    chance_95 (95th percentile of the shuffled maxima), p_value ((1 + shuffles at least as good) / (1 + n)),
+    permutations)."""
+    p, n = np.asarray(positive_probs, float), np.asarray(negative_probs, float)
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
+    values = np.concatenate([p, n])
+    labels = np.r_[np.ones(len(p), bool), np.zeros(len(n), bool)]
+    observed = float(_best_balanced_accuracy(values, labels)[0])
+    rng = np.random.default_rng(seed)
+    shuffled = np.stack([rng.permutation(labels) for _ in range(n_permutations)])
+    chance = np.concatenate([_best_balanced_accuracy(values, part) for part in np.array_split(shuffled, 10)])
+    return {"balanced_accuracy": observed, "chance_95": float(np.quantile(chance, 0.95)),
+            "p_value": float((1 + np.sum(chance >= observed - 1e-12)) / (1 + n_permutations)),
+            "permutations": int(n_permutations)}
+
+
+# The gate's decision threshold when validation cannot tell the decision from chance: every pair accepted
+# (decision_gate is "probability > threshold").
+OPEN_GATE = 0.0
+
+
+def apply_chance_test(p, n, threshold: float, accuracies: dict, n_permutations: int, alpha: float = 0.05
+                      ) -> tuple[float, dict, dict]:
+    """(threshold, {"positive", "negative"} accuracies, test report) after :func:`decision_chance_test`: when
+    the best validation balanced accuracy is not above what shuffled labels reach (p-value > `alpha`), the gate is
+    opened (``OPEN_GATE``: every pair accepted, the masks left alone), since a threshold fitted to chance would
+    blank masks at random; otherwise the chosen threshold stands. The report keeps the threshold the search chose
+    (``fitted_threshold``) and whether the gate was opened (``gate_opened``)."""
+    test = decision_chance_test(p, n, n_permutations)
+    test.update(alpha=alpha, fitted_threshold=threshold, gate_opened=test["p_value"] > alpha)
+    if not test["gate_opened"]:
+        return threshold, accuracies, test
+    p, n = np.asarray(p, float), np.asarray(n, float)
+    return OPEN_GATE, {"positive": float((p > OPEN_GATE).mean()), "negative": float((n <= OPEN_GATE).mean())}, test
+
+
 def _checked_selection_inputs(grid, positive, decision_pairs) -> list[float]:
     """The grid as floats, after checking `select_thresholds`' inputs (before any pair is scored)."""
     grid = [float(t) for t in grid]
@@ -292,7 +350,8 @@ def _checked_selection_inputs(grid, positive, decision_pairs) -> list[float]:
 def select_thresholds(model, family: str, positive: Sequence, negative: Sequence | None, transform, device,
                       dist: Dist | None = None, grid: Sequence[float] = THRESHOLD_GRID, batch_size: int = 8,
                       amp: bool = False, channels_last: bool = False,
-                      decision_pairs: tuple[Sequence, Sequence] | None = None) -> dict:
+                      decision_pairs: tuple[Sequence, Sequence] | None = None,
+                      chance_permutations: int = 0) -> dict:
     """Thresholds chosen on the validation split (``threshold_selection="val"``).
 
     Neither paper states its thresholds: IS-Triplet (§4.1.3) and CoSegNet (§4) threshold probability maps, and
@@ -308,6 +367,9 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
       that CoSegNet's Table 1 and its negative-pair column score separately). With ``decision_pairs`` (positive,
       negative), the decision is chosen on those pairs instead, scored by the decision alone
       (:func:`decision_probabilities`, ``data.decision_val_pairs``), and ``negative`` is not needed.
+    * with ``chance_permutations`` > 0 (``decision_chance_permutations``): the chosen decision threshold must beat
+      chance on those validation pairs (:func:`apply_chance_test`, a permutation test at 5 %); if it does not,
+      the gate is opened (every pair accepted) and ``decision_chance`` says so.
 
     Ties go to the grid point closest to 0.5; decision ties first to the higher accuracy on positive pairs (an
     uninformative decision network then says "yes" and leaves the masks alone). Returns dict(selected_on="val",
@@ -345,6 +407,9 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
         return out
     out["decision_pairs"] = {"positive": len(counted[0]), "negative": len(counted[1])}
     out["decision"], out["val_decision_accuracy"] = choose_decision_threshold(p, n, grid)
+    if chance_permutations > 0:
+        out["decision"], out["val_decision_accuracy"], out["decision_chance"] = apply_chance_test(
+            p, n, out["decision"], out["val_decision_accuracy"], chance_permutations)
     return out
 
 

@@ -62,6 +62,7 @@ class Experiment:
             threshold_selection=profile.threshold_selection,
             amp_on_cpu=profile.amp_on_cpu,
             channels_last_on_cpu=profile.channels_last_on_cpu,
+            decision_chance_permutations=profile.decision_chance_permutations,
             deviations=profile.deviations,
         )
 

@@ -237,6 +237,10 @@ class TrainSettings:
     # (and a decision network's decision threshold) are chosen on the validation split (neither paper states its
     # thresholds); see cosegkit.train.evaluate.select_thresholds
     threshold_selection: str = "fixed"
+    # With threshold_selection="val" and a decision network: > 0 tests the chosen decision threshold against chance
+    # on the validation pairs with this many label shufflings (evaluate.apply_chance_test) and opens the gate
+    # (every pair accepted) when it does not beat chance at 5 %; 0: the threshold always stands
+    decision_chance_permutations: int = 0
     deviations: tuple[str, ...] = ()  # documented differences from the paper's own settings
 
     def __post_init__(self):
@@ -245,6 +249,9 @@ class TrainSettings:
         if self.threshold_selection not in THRESHOLD_SELECTIONS:
             raise ValueError(f"threshold_selection must be one of {', '.join(THRESHOLD_SELECTIONS)}, got "
                              f"{self.threshold_selection!r}")
+        if isinstance(self.decision_chance_permutations, bool) or self.decision_chance_permutations < 0:
+            raise ValueError("decision_chance_permutations must be a non-negative integer (0: off), got "
+                             f"{self.decision_chance_permutations!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -284,7 +291,8 @@ RETIRED_FIELDS = {"fault_sigkill_step": None}  # a test-only hook, now passed to
 # of the run key (cosegkit.train.run_cache.run_key), so those runs keep their folders.
 ADDED_MODEL_FIELDS = {"skip_attention": False, "match_stride": 32, "feature_dropout": 0.0}
 ADDED_DATA_FIELDS = {"head_triplets": 0, "decision_val_pairs": None}
-ADDED_FIELDS = {"amp_on_cpu": False, "channels_last_on_cpu": False}  # the same for top-level settings
+# the same for top-level settings
+ADDED_FIELDS = {"amp_on_cpu": False, "channels_last_on_cpu": False, "decision_chance_permutations": 0}
 
 
 def settings_from_dict(data: dict) -> TrainSettings:

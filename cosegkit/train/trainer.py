@@ -272,7 +272,8 @@ class Trainer:
         if s.threshold_selection == "val":
             return select_thresholds(self.model, s.model.family, self.data.val, self.data.val_negative, self.eval_tf,
                                      self.device, self.dist, amp=self.amp, channels_last=self.channels_last,
-                                     decision_pairs=self.data.val_decision)
+                                     decision_pairs=self.data.val_decision,
+                                     chance_permutations=s.decision_chance_permutations)
         return {"selected_on": "fixed", "mask": s.eval_threshold,
                 "decision": s.eval_threshold if self.task.has_decision else None}
 
