@@ -347,6 +347,16 @@ def _checked_selection_inputs(grid, positive, decision_pairs) -> list[float]:
     return grid
 
 
+def _decision_choice(p, n, grid: Sequence[float], chance_permutations: int) -> dict:
+    """select_thresholds' decision keys: the threshold (:func:`choose_decision_threshold`), its accuracies, and with
+    ``chance_permutations`` > 0 the chance test's report (:func:`apply_chance_test`, which may open the gate)."""
+    threshold, accuracies = choose_decision_threshold(p, n, grid)
+    if chance_permutations <= 0:
+        return {"decision": threshold, "val_decision_accuracy": accuracies}
+    threshold, accuracies, report = apply_chance_test(p, n, threshold, accuracies, chance_permutations)
+    return {"decision": threshold, "val_decision_accuracy": accuracies, "decision_chance": report}
+
+
 def select_thresholds(model, family: str, positive: Sequence, negative: Sequence | None, transform, device,
                       dist: Dist | None = None, grid: Sequence[float] = THRESHOLD_GRID, batch_size: int = 8,
                       amp: bool = False, channels_last: bool = False,
@@ -367,9 +377,7 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
       that CoSegNet's Table 1 and its negative-pair column score separately). With ``decision_pairs`` (positive,
       negative), the decision is chosen on those pairs instead, scored by the decision alone
       (:func:`decision_probabilities`, ``data.decision_val_pairs``), and ``negative`` is not needed.
-    * with ``chance_permutations`` > 0 (``decision_chance_permutations``): the chosen decision threshold must beat
-      chance on those validation pairs (:func:`apply_chance_test`, a permutation test at 5 %); if it does not,
-      the gate is opened (every pair accepted) and ``decision_chance`` says so.
+    * ``chance_permutations`` > 0: the gate opens unless that threshold beats chance (:func:`apply_chance_test`).
 
     Ties go to the grid point closest to 0.5; decision ties first to the higher accuracy on positive pairs (an
     uninformative decision network then says "yes" and leaves the masks alone). Returns dict(selected_on="val",
@@ -406,11 +414,7 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
     else:
         return out
     out["decision_pairs"] = {"positive": len(counted[0]), "negative": len(counted[1])}
-    out["decision"], out["val_decision_accuracy"] = choose_decision_threshold(p, n, grid)
-    if chance_permutations > 0:
-        out["decision"], out["val_decision_accuracy"], out["decision_chance"] = apply_chance_test(
-            p, n, out["decision"], out["val_decision_accuracy"], chance_permutations)
-    return out
+    return {**out, **_decision_choice(p, n, grid, chance_permutations)}
 
 
 def run_thresholds(run_dir, settings) -> tuple[float, float]:
