@@ -315,3 +315,17 @@ def test_only_the_cpu_profile_tests_its_decision_thresholds_against_chance():
     assert get_experiment("cosegnet").settings("cpu").decision_chance_permutations == 1000
     for profile in ("smoke", "paper", "gpu"):
         assert get_experiment("cosegnet").settings(profile).decision_chance_permutations == 0
+
+
+def test_the_chance_statistic_is_youdens_j_of_sklearns_roc_curve():
+    from sklearn.metrics import roc_curve
+
+    from cosegkit.train.evaluate import _best_balanced_accuracy
+
+    rng = np.random.default_rng(3)
+    values = np.round(rng.uniform(0.3, 0.5, 400), 3)  # rounded: ties between pairs, as bf16 probabilities have
+    labels = np.stack([rng.random(400) < 0.5 for _ in range(20)])
+    ours = _best_balanced_accuracy(values, labels)
+    for row, got in zip(labels, ours, strict=True):
+        fpr, tpr, _ = roc_curve(row, values)
+        assert got == pytest.approx(0.5 + 0.5 * max((tpr - fpr).max(), 0.0), abs=1e-12)
