@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -13,6 +14,7 @@ from cosegkit.train import (
     list_experiments,
     list_profiles,
 )
+from cosegkit.train.experiments import get_experiment
 from cosegkit.train.settings import settings_from_dict, settings_to_dict
 
 TABLE_ROWS = [
@@ -117,10 +119,18 @@ def test_unet_claim_rows_train_at_the_claim_size_and_the_synthetic_benchmark_at_
         assert build_settings(name, "cpu").data.image_size == cpu.unet_data.image_size
     for name in ("unet-ce", "unet-focal"):  # original-head ablation rows
         assert build_settings(name, "cpu").data.image_size == cpu.unet_ablation_image_size
-    assert cpu.unet_embedding_head_image_size not in (None, cpu.unet_data.image_size)
-    for name in ("unet-dice-istriplet", "unet-dice-embedding", "unet-ce-istriplet", "pixel-dml-none",
-                 "pixel-dml-single-image"):  # the embedding head, claim rows or not
-        assert build_settings(name, "cpu").data.image_size == cpu.unet_embedding_head_image_size
+    # the embedding head follows the rows' role: claim rows at the claim size, ablation rows at the ablation size
+    assert cpu.unet_embedding_head_image_size is None
+    for name in ("unet-dice-istriplet", "unet-dice-embedding"):  # embedding-head claim rows
+        assert build_settings(name, "cpu").data.image_size == cpu.unet_data.image_size
+    for name in ("unet-ce-istriplet", "pixel-dml-none", "pixel-dml-single-image"):  # embedding-head ablation rows
+        assert build_settings(name, "cpu").data.image_size == cpu.unet_ablation_image_size
+    # a profile that sets the embedding-head size applies it to every embedding-head row, claim rows included
+    sized = dataclasses.replace(cpu, unet_embedding_head_image_size=160)
+    for name in ("unet-dice-istriplet", "pixel-dml-none"):
+        assert get_experiment(name).settings(sized, seed=0, dataset="folder").data.image_size == 160
+    original_head = get_experiment("unet-dice").settings(sized, seed=0, dataset="folder")
+    assert original_head.data.image_size == cpu.unet_data.image_size
     # the synthetic benchmark: the profile's size, unless the notebook's own image_size parameter overrides it
     assert synthetic_overrides("cpu", {"epochs": 3}) == {"data.image_size": cpu.synthetic_image_size, "epochs": 3,
                                                          "data.decision_val_pairs": None}
