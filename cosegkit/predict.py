@@ -30,7 +30,7 @@ from cosegkit.models.cosegnet import decision_gate
 from cosegkit.tasks import task_for
 from cosegkit.train.checkpoint import CHECKPOINT_NAME
 from cosegkit.train.data import single_thread
-from cosegkit.train.evaluate import run_thresholds
+from cosegkit.train.evaluate import eval_views, run_thresholds
 from cosegkit.train.modeling import eval_transform, load_trained_model, run_precision
 from cosegkit.train.records import CONFIG_NAME, read_json, write_json
 
@@ -203,7 +203,7 @@ def _run_pairings(settings, model, device, tensors, pairings, batch_size: int, d
         if channels_last:
             a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            pred = task.predict(model, a, b, threshold=decision_threshold)
+            pred = task.predict_views(model, a, b, threshold=decision_threshold, **eval_views(settings))
         pa, pb = pred.gated()  # the model's own test-time rule (§3.5): mask x thresholded decision
         if pred.has_decision:
             acc_a, acc_b = pred.accepted_a.tolist(), pred.accepted_b.tolist()

@@ -14,12 +14,14 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from cosegkit.models.cosegnet import decision_gate
 from cosegkit.train.data import RunData
 from cosegkit.train.settings import ModelSettings, TrainSettings
 
-__all__ = ["Task", "PairPrediction", "FEATURE_CACHE_ENV", "unwrap", "fp32", "maybe_freeze", "he_init"]
+__all__ = ["Task", "PairPrediction", "FEATURE_CACHE_ENV", "unwrap", "fp32", "maybe_freeze", "he_init", "scaled_view"]
 
 FEATURE_CACHE_ENV = "COSEGKIT_FEATURE_CACHE"
 
@@ -94,6 +96,42 @@ class Task:
                 threshold: float = 0.5) -> PairPrediction:
         raise NotImplementedError
 
+    @torch.no_grad()
+    def predict_views(self, model: nn.Module, image_a: torch.Tensor, image_b: torch.Tensor, threshold: float = 0.5,
+                      scales: tuple[float, ...] = (1.0,), hflip: bool = False) -> PairPrediction:
+        """:meth:`predict` averaged over test-time views (ours; neither paper uses any): the pair resized by each of
+        ``scales`` (:func:`scaled_view`) and, with ``hflip``, mirrored as well. Every view's foreground
+        probabilities are mapped back to the input's size (bilinear, mirrored back) and averaged. The decision and
+        its gate are those of the input itself (scale 1, not mirrored), the view that the decision threshold is
+        chosen on (evaluate.decision_probabilities). With the defaults this is :meth:`predict`, bit for bit."""
+        scales = tuple(float(s) for s in scales)
+        if scales == (1.0,) and not hflip:
+            return self.predict(model, image_a, image_b, threshold=threshold)
+        size = tuple(image_a.shape[-2:])
+        sums, n_views, plain = [0.0, 0.0], 0, None
+        for scale in scales:
+            a, b = scaled_view(image_a, scale), scaled_view(image_b, scale)
+            for mirrored in (False, True) if hflip else (False,):
+                pred = self.predict(model, a.flip(-1) if mirrored else a, b.flip(-1) if mirrored else b,
+                                    threshold=threshold)
+                if scale == 1.0 and not mirrored:
+                    plain = pred
+                for side, prob in enumerate((pred.prob_a, pred.prob_b)):
+                    prob = prob.float().flip(-1) if mirrored else prob.float()
+                    sums[side] = sums[side] + F.interpolate(prob[:, None], size=size, mode="bilinear",
+                                                            align_corners=False)[:, 0]
+                n_views += 1
+        prob_a, prob_b = sums[0] / n_views, sums[1] / n_views
+        if not self.has_decision:
+            return PairPrediction(prob_a, prob_b)
+        if plain is not None:
+            decision_a, decision_b = plain.decision_a, plain.decision_b
+        else:
+            decision_a, decision_b = self.decide(model, self.decision_codes(model, image_a),
+                                                 self.decision_codes(model, image_b))
+        return PairPrediction(prob_a, prob_b, decision_a, decision_b, decision_gate(decision_a, threshold),
+                              decision_gate(decision_b, threshold))
+
     def decision_codes(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         """What the decision network reads of each image of a (B, 3, H, W) batch, computed from that image alone
         (CoSegNet: its metric embedding fs), so a pair's decision is :meth:`decide` of its two images' codes."""
@@ -108,6 +146,16 @@ class Task:
     def pixel_embedding(self, model: nn.Module, image_a: torch.Tensor, image_b: torch.Tensor) -> torch.Tensor | None:
         """The (B, D, H, W) pixel embedding of image A (SiameseUNet; None for its original head)."""
         raise ValueError(f"a {self.family} model has no pixel embedding")
+
+
+def scaled_view(images: torch.Tensor, scale: float) -> torch.Tensor:
+    """(B, 3, H, W) images resized by ``scale`` to the nearest multiple of 32 pixels per side (the encoders'
+    stride; ties to the even multiple, as Python rounds: 224 x 1.5 gives 320; at least 32), bilinear with
+    antialiasing; scale 1 returns them unchanged."""
+    if scale == 1.0:
+        return images
+    size = [max(32, int(round(side * scale / 32)) * 32) for side in images.shape[-2:]]
+    return F.interpolate(images.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -1,7 +1,8 @@
 """Inference on a trained run for the notebooks' figures: test pairs, predicted masks, pixel embeddings.
 
-Predictions are the run's task's (cosegkit.tasks), as in `cosegkit evaluate`: probabilities mapped back to each
-image's original size (bilinear, then the threshold) and, for CoSegNet, gated by its decision (§3.5).
+Predictions are the run's task's (cosegkit.tasks) over the run's test-time views, as in `cosegkit evaluate`:
+probabilities mapped back to each image's original size (bilinear, then the threshold) and, for CoSegNet, gated by
+its decision (§3.5).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from PIL import Image
 from cosegkit.data.transforms import resize_to_original
 from cosegkit.models.cosegnet import decision_gate
 from cosegkit.tasks import build_run_data, task_for
-from cosegkit.train.evaluate import run_thresholds
+from cosegkit.train.evaluate import eval_views, run_thresholds
 from cosegkit.train.modeling import eval_transform, load_trained_model
 from cosegkit.train.records import data_root_of_run
 
@@ -41,8 +42,8 @@ def predict_samples(result, samples, threshold: float | None = None) -> list[dic
     outputs = []
     for sample in samples:
         item = transform(sample)
-        pred = task.predict(model, item["image_a"][None].to(device), item["image_b"][None].to(device),
-                            threshold=decision_threshold)
+        pred = task.predict_views(model, item["image_a"][None].to(device), item["image_b"][None].to(device),
+                                  threshold=decision_threshold, **eval_views(settings))
         pred_a = resize_to_original(pred.prob_a[0].cpu(), item["orig_size_a"], threshold=threshold)
         pred_b = resize_to_original(pred.prob_b[0].cpu(), item["orig_size_b"], threshold=threshold)
         decision_probs = None

@@ -39,7 +39,7 @@ from cosegkit.train.records import CONFIG_NAME, data_root_of_run, read_json, wri
 
 __all__ = ["predict_pairs", "score_pairs", "evaluate_run", "select_thresholds", "decision_threshold_candidates",
            "decision_probabilities", "choose_decision_threshold",
-           "THRESHOLD_GRID", "run_thresholds"]
+           "THRESHOLD_GRID", "run_thresholds", "eval_views"]
 
 # candidate thresholds for threshold_selection="val": 0.05, 0.10, ..., 0.95
 THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))
@@ -58,9 +58,10 @@ def _unpack(packed: tuple) -> np.ndarray:
 def predict_pairs(model, family: str, pairs: Sequence, transform, device, indices: Sequence[int],
                   batch_size: int = 8, threshold: float = 0.5, progress: bool = False, desc: str = "eval",
                   amp: bool = False, channels_last: bool = False,
-                  decision_threshold: float | None = None) -> list[tuple]:
+                  decision_threshold: float | None = None, views: dict | None = None) -> list[tuple]:
     """Predict the pairs `indices` of `pairs`: masks thresholded at `threshold`, decisions at
-    `decision_threshold` (None: `threshold`).
+    `decision_threshold` (None: `threshold`); `views`: the test-time views (:func:`eval_views`), None: the pair as
+    it is.
 
     Returns (k, packed pred_a, packed pred_b, (decision prob a, decision prob b) | None, ungated packed masks |
     None) per pair; the decision of the two sides differs only for a single-image CoSegNet.
@@ -68,7 +69,8 @@ def predict_pairs(model, family: str, pairs: Sequence, transform, device, indice
     decision_threshold = threshold if decision_threshold is None else decision_threshold
     out = []
     batches = _predicted_batches(model, family, pairs, transform, device, indices, batch_size, amp, channels_last,
-                                 decision_threshold, tqdm_args={"desc": desc, "disable": not show_bars(progress)})
+                                 decision_threshold, tqdm_args={"desc": desc, "disable": not show_bars(progress)},
+                                 views=views)
     for ks, items, pred in batches:
         with single_thread():
             out += _finish_batch(ks, items, pred, threshold, decision_threshold)
@@ -78,8 +80,9 @@ def predict_pairs(model, family: str, pairs: Sequence, transform, device, indice
 @torch.no_grad()
 def _predicted_batches(model, family: str, pairs: Sequence, transform, device, indices: Sequence[int],
                        batch_size: int, amp: bool, channels_last: bool, decision_threshold: float = 0.5,
-                       tqdm_args: dict | None = None):
-    """Yields (pair indices, transformed items, the task's prediction) per batch of the pairs `indices`."""
+                       tqdm_args: dict | None = None, views: dict | None = None):
+    """Yields (pair indices, transformed items, the task's prediction over `views`, Task.predict_views) per batch of
+    the pairs `indices`."""
     task = task_for(family)
     model.eval()
     indices = list(indices)
@@ -93,7 +96,7 @@ def _predicted_batches(model, family: str, pairs: Sequence, transform, device, i
         if channels_last:
             a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            pred = task.predict(model, a, b, threshold=decision_threshold)
+            pred = task.predict_views(model, a, b, threshold=decision_threshold, **(views or {}))
         yield ks, items, pred
 
 
@@ -117,9 +120,10 @@ def _finish_batch(ks, items, pred, threshold: float, decision_threshold: float) 
 def score_pairs(model, family: str, pairs: Sequence, transform, device, dist: Dist | None = None,
                 negative: bool = False, batch_size: int = 8, threshold: float = 0.5, progress: bool = False,
                 desc: str = "eval", amp: bool = False, channels_last: bool = False,
-                decision_threshold: float | None = None) -> dict:
+                decision_threshold: float | None = None, views: dict | None = None) -> dict:
     """Score every pair of `pairs` (a PairSample sequence); `negative` pairs have empty ground truth. Masks are
-    thresholded at `threshold`, a decision network's decisions at `decision_threshold` (None: `threshold`).
+    thresholded at `threshold`, a decision network's decisions at `decision_threshold` (None: `threshold`), each
+    pair predicted over `views` (:func:`eval_views`; None: the pair as it is).
 
     Returns PairScores.summary() plus n_pairs, empty_fraction (predicted masks with no foreground),
     ungated (P and J of CoSegNet's masks before the decision gate; absent without a decision network) and
@@ -132,7 +136,8 @@ def score_pairs(model, family: str, pairs: Sequence, transform, device, dist: Di
     decision_threshold = threshold if decision_threshold is None else decision_threshold
     local = predict_pairs(model, family, pairs, transform, device, range(dist.rank, len(pairs), dist.world),
                           batch_size=batch_size, threshold=threshold, progress=progress and dist.is_main,
-                          desc=desc, amp=amp, channels_last=channels_last, decision_threshold=decision_threshold)
+                          desc=desc, amp=amp, channels_last=channels_last, decision_threshold=decision_threshold,
+                          views=views)
     gathered = sorted((p for part in dist.gather_objects(local) for p in part), key=lambda p: p[0])
     scores, ungated = PairScores(), PairScores()
     empty = 0
@@ -189,12 +194,13 @@ def _decision_argmax(acc_pos: np.ndarray, acc_neg: np.ndarray, candidates: Seque
 
 @torch.no_grad()
 def _val_statistics(model, family: str, pairs: Sequence, transform, device, indices, grid, batch_size: int,
-                    amp: bool, channels_last: bool) -> tuple[list[list[tuple[float, float]]], list[float]]:
+                    amp: bool, channels_last: bool, views: dict | None = None
+                    ) -> tuple[list[list[tuple[float, float]]], list[float]]:
     """Per image of the pairs `indices`: its (Jaccard, Precision) at every grid threshold (ungated masks, mapped
     back to the original size as evaluation does); and every decision probability (both sides of each pair)."""
     per_image, decisions = [], []
     for ks, items, pred in _predicted_batches(model, family, pairs, transform, device, indices, batch_size, amp,
-                                              channels_last):
+                                              channels_last, views=views):
         prob_a, prob_b = pred.prob_a.float().cpu(), pred.prob_b.float().cpu()
         with single_thread():
             for j, (k, it) in enumerate(zip(ks, items, strict=True)):
@@ -361,7 +367,7 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
                       dist: Dist | None = None, grid: Sequence[float] = THRESHOLD_GRID, batch_size: int = 8,
                       amp: bool = False, channels_last: bool = False,
                       decision_pairs: tuple[Sequence, Sequence] | None = None,
-                      chance_permutations: int = 0) -> dict:
+                      chance_permutations: int = 0, views: dict | None = None) -> dict:
     """Thresholds chosen on the validation split (``threshold_selection="val"``).
 
     Neither paper states its thresholds: IS-Triplet (§4.1.3) and CoSegNet (§4) threshold probability maps, and
@@ -378,6 +384,7 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
       negative), the decision is chosen on those pairs instead, scored by the decision alone
       (:func:`decision_probabilities`, ``data.decision_val_pairs``), and ``negative`` is not needed.
     * ``chance_permutations`` > 0: the gate opens unless that threshold beats chance (:func:`apply_chance_test`).
+    * masks are predicted over ``views`` (:func:`eval_views`; None: the pair as it is), as the test predicts them.
 
     Ties go to the grid point closest to 0.5; decision ties first to the higher accuracy on positive pairs (an
     uninformative decision network then says "yes" and leaves the masks alone). Returns dict(selected_on="val",
@@ -392,7 +399,7 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
 
     def gather(pairs):
         local = _val_statistics(model, family, pairs, transform, device, range(dist.rank, len(pairs), dist.world),
-                                grid, batch_size, amp, channels_last)
+                                grid, batch_size, amp, channels_last, views)
         parts = dist.gather_objects(local)
         return [r for p in parts for r in p[0]], [d for p in parts for d in p[1]]
 
@@ -415,6 +422,12 @@ def select_thresholds(model, family: str, positive: Sequence, negative: Sequence
         return out
     out["decision_pairs"] = {"positive": len(counted[0]), "negative": len(counted[1])}
     return {**out, **_decision_choice(p, n, grid, chance_permutations)}
+
+
+def eval_views(settings) -> dict:
+    """The test-time views of a run's settings, as Task.predict_views takes them (``eval_scales``, ``eval_hflip``):
+    the chosen thresholds, the test, ``evaluate``, ``predict`` and the notebooks' inference use them."""
+    return {"scales": tuple(settings.eval_scales), "hflip": bool(settings.eval_hflip)}
 
 
 def run_thresholds(run_dir, settings) -> tuple[float, float]:
@@ -474,14 +487,14 @@ def evaluate_run(run_dir, data_root=None, dataset: str | None = None, max_pairs_
         "thresholds": {"mask": mask_t, "decision": decision_t},
         "positive": score_pairs(model, family, pos, transform, dev, batch_size=batch_size, progress=progress,
                                 desc="positive pairs", threshold=mask_t, decision_threshold=decision_t,
-                                amp=amp, channels_last=channels_last),
+                                amp=amp, channels_last=channels_last, views=eval_views(settings)),
         "negative": None,
     }
     if neg is not None and len(neg):
         report["negative"] = score_pairs(model, family, neg, transform, dev, negative=True,
                                          batch_size=batch_size, progress=progress, desc="negative pairs",
                                          threshold=mask_t, decision_threshold=decision_t,
-                                         amp=amp, channels_last=channels_last)
+                                         amp=amp, channels_last=channels_last, views=eval_views(settings))
     if note is not None:
         report["negative_note"] = note
     path = run_dir / f"evaluation_{name}.json"

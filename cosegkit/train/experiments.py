@@ -63,6 +63,8 @@ class Experiment:
             amp_on_cpu=profile.amp_on_cpu,
             channels_last_on_cpu=profile.channels_last_on_cpu,
             decision_chance_permutations=profile.decision_chance_permutations,
+            eval_scales=profile.eval_scales,
+            eval_hflip=profile.eval_hflip,
             deviations=profile.deviations,
         )
 

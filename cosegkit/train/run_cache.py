@@ -46,6 +46,11 @@ def data_tag(data_root: str | None) -> str:
     return Path(data_root).resolve().name.replace("_", "-") if data_root else "synthetic"
 
 
+def _as_json(value):
+    """A default as settings_to_dict writes it (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
 def run_key(settings, on_folder: bool = False) -> str:
     """10 hex digits of a SHA-256 over the settings that decide what a run trains: everything except its name,
     description, progress bars and the deviations text (and settings added later, at the default they were added at:
@@ -62,13 +67,13 @@ def run_key(settings, on_folder: bool = False) -> str:
     if on_folder:
         record["data"] = {k: v for k, v in record["data"].items() if k not in _SYNTHETIC_ONLY}
     for name, default in ADDED_MODEL_FIELDS.items():
-        if record["model"].get(name) == default:
+        if record["model"].get(name) == _as_json(default):
             del record["model"][name]
     for name, default in ADDED_DATA_FIELDS.items():
-        if record["data"].get(name) == default:
+        if record["data"].get(name) == _as_json(default):
             del record["data"][name]
     for name, default in ADDED_FIELDS.items():
-        if record.get(name) == default:
+        if record.get(name) == _as_json(default):
             del record[name]
     if record["data"].get("split_seed") is None:
         record["data"]["split_seed"] = record["seed"]

@@ -241,6 +241,12 @@ class TrainSettings:
     # on the validation pairs with this many label shufflings (evaluate.apply_chance_test) and opens the gate
     # (every pair accepted) when it does not beat chance at 5 %; 0: the threshold always stands
     decision_chance_permutations: int = 0
+    # Test-time views (ours; neither paper uses any): the thresholds chosen on validation, the test, `evaluate`,
+    # `predict` and the notebooks' inference average the foreground probabilities of the pair resized by each of
+    # eval_scales (to multiples of 32 px) and, with eval_hflip, mirrored too (Task.predict_views); decisions come
+    # from the pair as it is. The per-epoch validation curve stays on that one view (its cost is paid each epoch).
+    eval_scales: tuple[float, ...] = (1.0,)
+    eval_hflip: bool = False
     deviations: tuple[str, ...] = ()  # documented differences from the paper's own settings
 
     def __post_init__(self):
@@ -254,6 +260,12 @@ class TrainSettings:
                              f"{self.decision_chance_permutations!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        scales = self.eval_scales
+        if (not isinstance(scales, tuple) or not scales or len(set(scales)) != len(scales)
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 4 for v in scales)):
+            raise ValueError(f"eval_scales must be a non-empty list of distinct numbers in (0, 4], got {scales!r}")
+        if not isinstance(self.eval_hflip, bool):
+            raise ValueError(f"eval_hflip must be true or false, got {self.eval_hflip!r}")
 
 
 def settings_to_dict(settings) -> dict:
@@ -292,7 +304,8 @@ RETIRED_FIELDS = {"fault_sigkill_step": None}  # a test-only hook, now passed to
 ADDED_MODEL_FIELDS = {"skip_attention": False, "match_stride": 32, "feature_dropout": 0.0}
 ADDED_DATA_FIELDS = {"head_triplets": 0, "decision_val_pairs": None}
 # the same for top-level settings
-ADDED_FIELDS = {"amp_on_cpu": False, "channels_last_on_cpu": False, "decision_chance_permutations": 0}
+ADDED_FIELDS = {"amp_on_cpu": False, "channels_last_on_cpu": False, "decision_chance_permutations": 0,
+                "eval_scales": (1.0,), "eval_hflip": False}
 
 
 def settings_from_dict(data: dict) -> TrainSettings:

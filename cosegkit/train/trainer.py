@@ -33,7 +33,7 @@ from cosegkit.train.checkpoint import (
 )
 from cosegkit.train.data import TrainSamples, derive_seed
 from cosegkit.train.distributed import Dist
-from cosegkit.train.evaluate import score_pairs, select_thresholds
+from cosegkit.train.evaluate import eval_views, score_pairs, select_thresholds
 from cosegkit.train.modeling import (
     eval_transform,
     make_optimizer,
@@ -236,14 +236,17 @@ class Trainer:
 
     def _score(self, pairs, desc: str, negative: bool = False, progress: bool = False,
                thresholds: dict | None = None) -> dict:
-        """Scores at `thresholds` (mask, decision), by default the settings' eval_threshold for both."""
+        """Scores at `thresholds` (mask, decision) over the settings' test-time views; without `thresholds` (the
+        per-epoch validation curve) at the settings' eval_threshold for both, on the pair as it is."""
         mask_t = decision_t = self.settings.eval_threshold
+        views = None
         if thresholds is not None:
+            views = eval_views(self.settings)
             mask_t = thresholds["mask"]
             decision_t = mask_t if thresholds["decision"] is None else thresholds["decision"]
         return score_pairs(self.model, self.settings.model.family, pairs, self.eval_tf, self.device, self.dist,
                            negative=negative, desc=desc, amp=self.amp, channels_last=self.channels_last,
-                           progress=progress, threshold=mask_t, decision_threshold=decision_t)
+                           progress=progress, threshold=mask_t, decision_threshold=decision_t, views=views)
 
     def validate(self) -> dict:
         """P and J on the validation pairs (every rank scores the same numbers)."""
@@ -273,7 +276,7 @@ class Trainer:
             return select_thresholds(self.model, s.model.family, self.data.val, self.data.val_negative, self.eval_tf,
                                      self.device, self.dist, amp=self.amp, channels_last=self.channels_last,
                                      decision_pairs=self.data.val_decision,
-                                     chance_permutations=s.decision_chance_permutations)
+                                     chance_permutations=s.decision_chance_permutations, views=eval_views(s))
         return {"selected_on": "fixed", "mask": s.eval_threshold,
                 "decision": s.eval_threshold if self.task.has_decision else None}
 
