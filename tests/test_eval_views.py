@@ -125,3 +125,14 @@ def test_training_tests_and_evaluate_scores_over_the_same_views(tmp_path):
     assert report["positive"]["jaccard"] == pytest.approx(result.test["positive"]["jaccard"], abs=1e-9)
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["settings"]["eval_scales"] == [1.0, 1.5] and config["settings"]["eval_hflip"] is True
+
+
+def test_the_cpu_profile_scores_every_row_over_its_views_and_the_others_score_once():
+    from cosegkit.train.experiments import EXPERIMENTS
+
+    for name in EXPERIMENTS:
+        cpu = build_settings(name, "cpu")
+        assert (cpu.eval_scales, cpu.eval_hflip) == ((1.5,), True), name
+        for profile in ("smoke", "paper", "gpu"):
+            other = build_settings(name, profile)
+            assert (other.eval_scales, other.eval_hflip) == ((1.0,), False), (name, profile)
