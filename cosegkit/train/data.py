@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from cosegkit.data import load_dataset
 from cosegkit.data.check import check_items
-from cosegkit.data.pairs import RealPairs, count_negative_pairs, negative_pairs, positive_pairs
+from cosegkit.data.pairs import RealPairs, count_negative_pairs, negative_pairs, positive_pairs, spread_over_groups
 from cosegkit.data.splits import split_indices
 from cosegkit.data.synthetic import SyntheticCoseg
 from cosegkit.train.settings import TrainSettings
@@ -184,6 +184,15 @@ def split_seed_of(settings: TrainSettings) -> int:
     return settings.seed if settings.data.split_seed is None else settings.data.split_seed
 
 
+def _draw_val_positives(ds, pairs: list, n: int, draw: str, seed: list[int]) -> list:
+    """`n` of the validation split's positive `pairs`: uniformly (data.val_draw="uniform", the draw of runs before
+    the setting existed) or spread over the groups (data.val_draw="by_group")."""
+    if draw == "by_group":
+        return spread_over_groups(pairs, [ds.group_of(a) for a, _ in pairs], n, seed=derive_seed(*seed))
+    pick = np.random.default_rng(seed).choice(len(pairs), size=n, replace=False)
+    return [pairs[k] for k in sorted(pick)]
+
+
 def real_sets(settings: TrainSettings, data_root, check_train_split: Callable | None = None,
               val_negatives: bool = False) -> tuple[dict, object]:
     """The fields of a :class:`RunData` on a dataset folder, and the (cached) dataset. Every item the splits read
@@ -206,8 +215,7 @@ def real_sets(settings: TrainSettings, data_root, check_train_split: Callable | 
     train_pos = positive_pairs(ds, split["train"], seed=split_seed)
     val_pos = all_val_pos = positive_pairs(ds, split["val"], seed=split_seed)
     if d.val_pairs is not None and len(val_pos) > d.val_pairs:
-        pick = np.random.default_rng([split_seed, 3]).choice(len(val_pos), size=d.val_pairs, replace=False)
-        val_pos = [val_pos[k] for k in sorted(pick)]
+        val_pos = _draw_val_positives(ds, all_val_pos, d.val_pairs, d.val_draw, [split_seed, 3])
     test_pos = positive_pairs(ds, split["test"], seed=split_seed, max_pairs_per_group=d.test_max_pairs_per_group)
     test_neg = negative_pairs(ds, split["test"], n=d.test_negative_pairs, seed=split_seed)
     if not train_pos:
@@ -233,8 +241,7 @@ def real_sets(settings: TrainSettings, data_root, check_train_split: Callable | 
                 raise ValueError(f"{data_root}: data.decision_val_pairs={n} asks for {n} positive and {n} negative "
                                  f"validation pairs, and the validation split has {len(all_val_pos)} positive and "
                                  f"{n_val_neg} negative ones: pass --set data.decision_val_pairs={most} or less")
-            pick = np.random.default_rng([split_seed, 5]).choice(len(all_val_pos), size=n, replace=False)
-            val_decision = (RealPairs(ds, [all_val_pos[k] for k in sorted(pick)]),
+            val_decision = (RealPairs(ds, _draw_val_positives(ds, all_val_pos, n, d.val_draw, [split_seed, 5])),
                             RealPairs(ds, negative_pairs(ds, split["val"], n=n, seed=derive_seed(split_seed, 5)),
                                       negative=True))
     fields = dict(source=str(data_root), train_pool=RealPairs(ds, train_pos), val=RealPairs(ds, val_pos),

@@ -32,6 +32,7 @@ DML_LOSSES = ("istriplet", "discriminative", "group")
 METRIC_LAYERS = ("f", "cT3", "cT6", "cT9", "cT11")
 FREEZE_BN = ("none", "encoder", "all")
 AUGMENTS = ("flip_jitter", "flip")
+VAL_DRAWS = ("uniform", "by_group")
 SCHEDULES = ("exponential", "cosine")
 TRIPLET_MINING = ("random", "semihard")
 # cosegkit.models.correlation.SPATIAL_MODES (not imported: settings stay torch-free)
@@ -165,6 +166,10 @@ class DataSettings:
     split: tuple[int, int, int] = (3, 1, 1)  # train:val:test (cosegnet §4.2)
     split_seed: int | None = None  # None -> the run seed
     val_pairs: int = 64  # positive validation pairs scored after every epoch
+    # How the val_pairs (and decision_val_pairs) positive validation pairs are drawn from the split's: "uniform" (a
+    # group weighs as its number of pairs) or "by_group" (spread evenly over the groups, as test_max_pairs_per_group
+    # spreads the test pairs; cosegkit.data.pairs.spread_over_groups)
+    val_draw: str = "uniform"
     # A decision network's threshold (threshold_selection="val") is chosen on this many positive and as many
     # negative validation pairs, scored by the decision alone (one metric embedding per image, no mask decoder);
     # None: on the val_pairs positive pairs and as many negative ones, scored with their masks
@@ -198,6 +203,8 @@ class DataSettings:
             raise ValueError(f"data.batch_size must be >= 1, got {self.batch_size}")
         if self.augment not in AUGMENTS:
             raise ValueError(f"data.augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        if self.val_draw not in VAL_DRAWS:
+            raise ValueError(f"data.val_draw must be one of {', '.join(VAL_DRAWS)}, got {self.val_draw!r}")
         if self.triplet_mining not in TRIPLET_MINING:
             raise ValueError(f"data.triplet_mining must be one of {', '.join(TRIPLET_MINING)}, "
                              f"got {self.triplet_mining!r}")
@@ -302,7 +309,7 @@ RETIRED_FIELDS = {"fault_sigkill_step": None}  # a test-only hook, now passed to
 # Settings added after runs were committed, with the default they were added at: at that default they are left out
 # of the run key (cosegkit.train.run_cache.run_key), so those runs keep their folders.
 ADDED_MODEL_FIELDS = {"skip_attention": False, "match_stride": 32, "feature_dropout": 0.0}
-ADDED_DATA_FIELDS = {"head_triplets": 0, "decision_val_pairs": None}
+ADDED_DATA_FIELDS = {"head_triplets": 0, "decision_val_pairs": None, "val_draw": "uniform"}
 # the same for top-level settings
 ADDED_FIELDS = {"amp_on_cpu": False, "channels_last_on_cpu": False, "decision_chance_permutations": 0,
                 "eval_scales": (1.0,), "eval_hflip": False}
