@@ -77,7 +77,8 @@ class PairScores:
         return sum(len(v) for v in self._by_group.values())
 
     def summary(self) -> dict:
-        """Mean precision (as a fraction) and Jaccard overall and per group, with image counts."""
+        """Mean precision (as a fraction) and Jaccard overall and per group, with image counts and each group's
+        Jaccard per image in the order added (``jaccard_per_image``: what a test-set interval resamples)."""
         if len(self) == 0:
             raise ValueError("PairScores.summary() called before any image was added")
         every = np.array([s for scores in self._by_group.values() for s in scores])
@@ -86,6 +87,8 @@ class PairScores:
                 "precision": float(np.mean([s[0] for s in scores])),
                 "jaccard": float(np.mean([s[1] for s in scores])),
                 "n_images": len(scores),
+                # in the order scored (positive pairs: side a, side b of each pair), for pair_bootstrap_ci95
+                "jaccard_per_image": [s[1] for s in scores],
             }
             for group, scores in sorted(self._by_group.items())
         }

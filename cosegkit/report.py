@@ -20,6 +20,7 @@ __all__ = [
     "Provenance",
     "mean_ci95",
     "format_mean_ci",
+    "pair_bootstrap_ci95",
     "not_run_message",
     "to_markdown",
     "write_table",
@@ -66,6 +67,49 @@ def mean_ci95(values) -> tuple[float, float]:
         return mean, math.nan
     half = float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size))
     return mean, half
+
+
+def pair_bootstrap_ci95(per_group: dict, baseline: dict | None = None, n_resamples: int = 2000,
+                        seed: int = 0) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of a test mean over the pairs of one run, resampled within each group.
+
+    ``per_group`` maps each group to the scores of its test images in the order they were scored, two per pair
+    (side a, then side b: ``PairScores`` on positive pairs, results.json ``per_group.<g>.jaccard_per_image``).
+    Each resample draws, within every group, as many pairs as it has, with replacement, and takes the mean over
+    all their images: the spread of the test mean over test sets drawn as ours is (a fixed number of pairs per
+    group), with the two images of a pair kept together since they share one prediction. With ``baseline``
+    (the same groups, the same pairs in the same order: another model on the same split and seed), the
+    interval of the paired mean difference ``per_group - baseline``, each resample taking the same pairs from
+    both. It describes the test sample only: a new seed or split moves a run more than this (the seed CIs).
+
+    Written for speed: one vectorised draw per group instead of ``sklearn.utils.resample(stratify=...)`` per
+    resample (benchmarks/bench_bootstrap.py).
+    """
+    if not per_group:
+        raise ValueError("pair_bootstrap_ci95() needs scores of at least one group")
+    if baseline is not None and sorted(baseline) != sorted(per_group):
+        raise ValueError(f"baseline groups {sorted(baseline)} differ from the run's {sorted(per_group)}")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be an int >= 1, got {n_resamples!r}")
+    rng = np.random.default_rng(seed)
+    totals = np.zeros(n_resamples)
+    n_images = 0
+    for group in sorted(per_group):
+        values = np.asarray(per_group[group], dtype=float)
+        if baseline is not None:
+            base = np.asarray(baseline[group], dtype=float)
+            if base.shape != values.shape:
+                raise ValueError(f"group {group!r}: {values.size} scores against {base.size} in the baseline; "
+                                 "a paired interval needs the same test pairs")
+            values = values - base
+        if values.ndim != 1 or values.size == 0 or values.size % 2:
+            raise ValueError(f"group {group!r}: expected two scores per pair (an even, non-zero count), "
+                             f"got {values.size}")
+        pairs = values.reshape(-1, 2).sum(1)
+        totals += pairs[rng.integers(0, pairs.size, size=(n_resamples, pairs.size))].sum(1)
+        n_images += values.size
+    low, high = np.quantile(totals / n_images, [0.025, 0.975])
+    return float(low), float(high)
 
 
 def format_mean_ci(values, digits: int = 3) -> str:

@@ -21,7 +21,7 @@ from sklearn.metrics import adjusted_rand_score
 from cosegkit import paper_numbers
 from cosegkit.cluster import mean_shift
 from cosegkit.metrics import jaccard
-from cosegkit.report import Provenance, mean_ci95, not_run_message, write_table
+from cosegkit.report import Provenance, mean_ci95, not_run_message, pair_bootstrap_ci95, write_table
 from cosegkit.toy import class_gap
 from cosegkit.train.records import format_commit
 
@@ -33,6 +33,7 @@ __all__ = [
     "aggregate_seeds",
     "add_gain_over_baseline",
     "image_size_of",
+    "pair_resampled_ci95",
     "size_mix_note",
     "provenance_for",
     "every_object_saliency",
@@ -66,6 +67,10 @@ def _write(frame: pd.DataFrame, out, name: str, title: str, provenance: Provenan
     return WrittenTable(frame, write_table(frame, out, name, title, provenance, notes=notes))
 
 
+PAIRS_CI_NOTE = ("The 95% CIs marked (pairs) resample the test pairs within each group (2000 bootstrap draws, "
+                 "paired with the single-image run for ΔJ): they say how much another draw of test pairs could "
+                 "move a number, not another seed or split.")
+
 # --- statistics over runs ---------------------------------------------------------------------------------------
 
 
@@ -79,9 +84,36 @@ def _validation_scores(result) -> tuple[float, float]:
     return 100 * float(last.get("val_precision", math.nan)), float(last.get("val_jaccard", math.nan))
 
 
+def _jaccard_per_image(positive: dict) -> dict | None:
+    """{group: Jaccard of each test image, as scored} of a run's positive pairs; None for a run recorded before
+    results.json kept them."""
+    groups = positive.get("per_group") or {}
+    if not groups or any("jaccard_per_image" not in g for g in groups.values()):
+        return None
+    return {name: g["jaccard_per_image"] for name, g in groups.items()}
+
+
+def pair_resampled_ci95(runs: pd.DataFrame, experiment: str, baseline: str | None = None) -> str | float:
+    """"low–high": the 95 % interval of `experiment`'s test J over its test pairs (:func:`pair_bootstrap_ci95`),
+    or of its paired gain over `baseline` on the same pairs; nan (printed "–") unless each experiment has exactly
+    one run with per-image scores (with several seeds, the seed CI is the one to read)."""
+    def one(name):
+        rows = runs[runs.experiment == name]
+        if "test_J_per_group" not in rows or len(rows) != 1 or rows.test_J_per_group.iloc[0] is None:
+            return None
+        return rows.test_J_per_group.iloc[0]
+
+    scores, base = one(experiment), one(baseline) if baseline is not None else None
+    if scores is None or (baseline is not None and base is None):
+        return math.nan
+    low, high = pair_bootstrap_ci95(scores, base)
+    return f"{low:+.3f} to {high:+.3f}" if baseline is not None else f"{low:.3f}–{high:.3f}"
+
+
 def runs_frame(results) -> pd.DataFrame:
     """One row per run: test Precision (%) / Jaccard on positive pairs, validation scores at the test's mask
-    threshold, outlier behaviour, time, settings."""
+    threshold, outlier behaviour, time, settings, and the test Jaccard of each image by group
+    (``test_J_per_group``, None for older runs)."""
     rows = []
     for result in results:
         negative = (result.test or {}).get("negative") or {}
@@ -102,6 +134,7 @@ def runs_frame(results) -> pd.DataFrame:
             "epochs": len(result.history),
             "image_size": result.settings.data.image_size,
             "wall_time_s": result.wall_time_s,
+            "test_J_per_group": _jaccard_per_image(positive),
         })
     return pd.DataFrame(rows)
 
@@ -295,7 +328,10 @@ def write_is_triplet_table1(runs: pd.DataFrame, out, dataset_name: str, provenan
                      "ours px": image_size_of(runs, name),
                      "val P": agg.loc[name, "val_P"], "val J": agg.loc[name, "val_J"],
                      "test P": agg.loc[name, "test_P"], "test J": agg.loc[name, "test_J"],
-                     "ΔJ vs single-image": gain.loc[name, "gain_test_J"]})
+                     "test J 95% CI (pairs)": pair_resampled_ci95(runs, name),
+                     "ΔJ vs single-image": gain.loc[name, "gain_test_J"],
+                     "ΔJ 95% CI (pairs)": (pair_resampled_ci95(runs, name, "unet-single-image")
+                                           if name != "unet-single-image" else math.nan)})
     for dataset, root, fetch in (("SBCoseg", sbcoseg_root, "sbcoseg"), ("Internet", internet_root, "internet")):
         if not root:
             rows.append({"method": "ours", "loss": "Dice ± IS-Triplet", "train/val": dataset, "test": dataset,
@@ -312,7 +348,7 @@ def write_is_triplet_table1(runs: pd.DataFrame, out, dataset_name: str, provenan
                   notes="Rows marked 'paper:' are the published numbers (448x448, ResNet-50, 30 epochs). Gong et al. = "
                         "the original network (Fig. 1a: 2-channel logits at half size); modified framework = Fig. 1b "
                         "(64-channel embedding, 1x1 conv to logits). The embedding-head Dice row is ours: the same "
-                        "head as the IS-Triplet row, without IS-Triplet."
+                        "head as the IS-Triplet row, without IS-Triplet. " + PAIRS_CI_NOTE
                         + size_mix_note(runs, ["unet-dice", "unet-dice-istriplet", "unet-dice-embedding"],
                                         "unet-single-image"))
 
@@ -331,13 +367,18 @@ def write_cosegnet_table1(runs: pd.DataFrame, splits: dict, out, dataset_name: s
         {"method": f"CoSegNet (ours, {splits['n_splits']} split(s), mean ± std)",
          "P": f"{100 * splits['precision_mean']:.1f} ± {100 * splits['precision_std']:.1f}",
          "J": f"{splits['jaccard_mean']:.3f} ± {splits['jaccard_std']:.3f}",
-         "ΔJ vs single-image": agg.loc["cosegnet", "test_J"] - single.test_J, "source": f"ours, {dataset_name}"},
-        {"method": SINGLE_IMAGE_LABEL, "P": single.test_P, "J": single.test_J, "ΔJ vs single-image": 0.0,
+         "J 95% CI (pairs)": pair_resampled_ci95(runs, "cosegnet"),
+         "ΔJ vs single-image": agg.loc["cosegnet", "test_J"] - single.test_J,
+         "ΔJ 95% CI (pairs)": pair_resampled_ci95(runs, "cosegnet", "cosegnet-single-image"),
+         "source": f"ours, {dataset_name}"},
+        {"method": SINGLE_IMAGE_LABEL, "P": single.test_P, "J": single.test_J,
+         "J 95% CI (pairs)": pair_resampled_ci95(runs, "cosegnet-single-image"), "ΔJ vs single-image": 0.0,
          "source": f"ours, {dataset_name}"},
     ])
     return _write(pd.concat([paper, ours], ignore_index=True), out, "cosegnet_table1",
                   "CoSegNet Table 1: PASCAL-VOC co-segmentation", provenance,
-                  notes=("ΔJ compares split 0 of CoSegNet with the single-image run on the same split. " +
+                  notes=("ΔJ compares split 0 of CoSegNet with the single-image run on the same split. "
+                         + PAIRS_CI_NOTE + " " +
                          ("" if data_root else "No data_root: ours is on the synthetic set, not PASCAL-VOC.")))
 
 
