@@ -298,7 +298,7 @@ def write_is_triplet_table2(runs: pd.DataFrame, out, dataset_name: str, provenan
                  "ours val P": agg.loc["unet-single-image", "val_P"],
                  "ours val J": agg.loc["unet-single-image", "val_J"],
                  "ours test P": agg.loc["unet-single-image", "test_P"],
-                 "ours test J": agg.loc["unet-single-image", "test_J"], "ΔJ vs single-image": 0.0,
+                 "ours test J": agg.loc["unet-single-image", "test_J"], "ΔJ vs single-image": _NAN,
                  "ΔJ 95% CI": _NAN, "paper val P": _NAN, "paper val J": _NAN, "paper test P": _NAN,
                  "paper test J": _NAN})
     where = (f"ours: train/val/test on {dataset_name}; paper: train/val on Collection (VOC 2012 + MSRC), "
@@ -358,21 +358,27 @@ def write_is_triplet_table1(runs: pd.DataFrame, out, dataset_name: str, provenan
 
 def write_cosegnet_table1(runs: pd.DataFrame, splits: dict, out, dataset_name: str, provenance: Provenance,
                           data_root: str | None) -> WrittenTable:
-    """CoSegNet Table 1: the published methods on PASCAL-VOC, then ours over ``splits`` (mean ± std, from
-    ``run_splits``) and the single-image baseline."""
+    """CoSegNet Table 1: the published methods on PASCAL-VOC, then ours over ``splits`` (from ``run_splits``:
+    mean ± std over several splits, the plain scores for one, whose std is undefined rather than 0) and the
+    single-image baseline."""
     agg = aggregate_seeds(runs).set_index("experiment")
     single = agg.loc["cosegnet-single-image"]
     paper = paper_numbers.cosegnet_table1()[["method", "P", "J"]].assign(source="paper")
+    if splits["n_splits"] > 1:
+        ours_scores = {"method": f"CoSegNet (ours, {splits['n_splits']} splits, mean ± std)",
+                       "P": f"{100 * splits['precision_mean']:.1f} ± {100 * splits['precision_std']:.1f}",
+                       "J": f"{splits['jaccard_mean']:.3f} ± {splits['jaccard_std']:.3f}"}
+    else:
+        ours_scores = {"method": "CoSegNet (ours, 1 split)", "P": 100 * splits["precision_mean"],
+                       "J": splits["jaccard_mean"]}
     ours = pd.DataFrame([
-        {"method": f"CoSegNet (ours, {splits['n_splits']} split(s), mean ± std)",
-         "P": f"{100 * splits['precision_mean']:.1f} ± {100 * splits['precision_std']:.1f}",
-         "J": f"{splits['jaccard_mean']:.3f} ± {splits['jaccard_std']:.3f}",
+        {**ours_scores,
          "J 95% CI (pairs)": pair_resampled_ci95(runs, "cosegnet"),
          "ΔJ vs single-image": agg.loc["cosegnet", "test_J"] - single.test_J,
          "ΔJ 95% CI (pairs)": pair_resampled_ci95(runs, "cosegnet", "cosegnet-single-image"),
          "source": f"ours, {dataset_name}"},
         {"method": SINGLE_IMAGE_LABEL, "P": single.test_P, "J": single.test_J,
-         "J 95% CI (pairs)": pair_resampled_ci95(runs, "cosegnet-single-image"), "ΔJ vs single-image": 0.0,
+         "J 95% CI (pairs)": pair_resampled_ci95(runs, "cosegnet-single-image"), "ΔJ vs single-image": _NAN,
          "source": f"ours, {dataset_name}"},
     ])
     return _write(pd.concat([paper, ours], ignore_index=True), out, "cosegnet_table1",
@@ -505,8 +511,10 @@ def write_synthetic_pair_benchmark(results, out, provenance: Provenance, sources
     for frame, family, single, pair in blocks:
         for name, label in ((single, SINGLE_IMAGE_LABEL), (pair, "co-segmentation")):
             rows.append({"family": family, "model": label, "test P": frame.loc[name, "test_P"],
-                         "test J": frame.loc[name, "test_J"], "ΔJ vs single-image": frame.loc[name, "test_J"] -
-                         frame.loc[single, "test_J"],
+                         "test J": frame.loc[name, "test_J"],
+                         # the reference's own row is "–", as in add_gain_over_baseline
+                         "ΔJ vs single-image": (_NAN if name == single
+                                                else frame.loc[name, "test_J"] - frame.loc[single, "test_J"]),
                          "outlier pairs: empty masks": frame.loc[name, "neg_empty_fraction"],
                          "outlier pairs: decision accuracy": frame.loc[name, "decision_accuracy"]})
     return _write(pd.DataFrame(rows), out, "synthetic_pair_benchmark",
