@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from cosegkit.models import feature_cache
@@ -114,3 +115,72 @@ def test_freeze_encoder_setting_trains_only_the_rest_and_keeps_state_dict_keys()
     out["logits_a"].sum().backward()
     assert all(p.grad is None for p in model.encoder.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.parameters())
+
+
+def test_level_modules_compose_to_the_encoders_forward():
+    torch.manual_seed(0)
+    for enc in (_encoder(), build_encoder("efficientnet_lite0", False).drop_classifier().eval()):
+        x = torch.randn(1, 3, 64, 64)
+        want, y = enc.compute(x), x
+        for level, module in enumerate(enc.level_modules()):
+            y = module(y)
+            assert torch.equal(y, want[level])
+
+
+def test_tuned_levels_start_at_the_frozen_features_train_alone_and_leave_the_cache_pristine(monkeypatch):
+    monkeypatch.setattr(feature_cache, "_MEMORY", {})
+    ms = ModelSettings(family="unet", encoder="tiny", pretrained=False, freeze_encoder=True, tune_encoder_levels=2)
+    torch.manual_seed(0)
+    model = build_model(ms)
+    enc = model.encoder
+    x = torch.randn(2, 3, 64, 64)
+    want = [torch.cat([enc.compute(x[i : i + 1])[lvl] for i in range(2)]) for lvl in range(5)]
+    got = enc(x)
+    assert all(torch.allclose(g, w, atol=1e-6) for g, w in zip(got, want, strict=True))
+    assert [g.requires_grad for g in got] == [False, False, False, True, True]
+    pristine = {k: v.clone() for k, v in enc.state_dict().items() if not k.startswith("tuned_levels.")}
+    opt = make_optimizer(model, type("O", (), {"lr": 0.1, "encoder_lr_mult": 1.0, "optimizer": "sgd",
+                                               "momentum": 0.0, "weight_decay": 0.0})())
+    model.train()
+    assert not any(m.training for m in enc.modules())  # BatchNorm of the copies keeps its statistics too
+    out = model(x, x.flip(-1))
+    (out["logits_a"].sum() + out["logits_b"].sum()).backward()
+    tuned = list(enc.tuned_levels.parameters())
+    assert tuned and all(p.grad is not None for p in tuned)
+    assert all(p.grad is None for n, p in enc.named_parameters() if not n.startswith("tuned_levels."))
+    opt.step()
+    assert all(torch.equal(v, enc.state_dict()[k]) for k, v in pristine.items())
+    after = enc(x)
+    assert all(torch.equal(a, w) for a, w in zip(after[:3], want[:3], strict=True))  # the cached levels
+    assert not torch.allclose(after[-1], want[-1], atol=1e-3)  # the tuned deepest level moved
+    assert all(torch.equal(a, w) for a, w in zip(enc.feature_cache(x), want, strict=True))  # cache unchanged
+
+
+def test_tune_encoder_levels_is_checked_against_freeze_encoder_and_the_encoder():
+    with pytest.raises(ValueError, match="needs model.freeze_encoder"):
+        ModelSettings(family="unet", encoder="tiny", pretrained=False, tune_encoder_levels=1)
+    with pytest.raises(ValueError, match="from 0 to 4"):
+        ModelSettings(family="unet", encoder="tiny", pretrained=False, freeze_encoder=True, tune_encoder_levels=5)
+    with pytest.raises(ValueError, match="resnet50.*levels"):
+        build_encoder("resnet50", False).freeze(tune_levels=1)
+
+
+def test_a_run_with_tuned_levels_saves_them_and_evaluate_scores_it_as_training_did(tmp_path, monkeypatch):
+    from cosegkit.train import train
+    from cosegkit.train.engine import load_trained_model
+    from cosegkit.train.evaluate import evaluate_run
+    from cosegkit.train.experiments import build_settings
+    from cosegkit.train.run_cache import run_key
+
+    monkeypatch.setattr(feature_cache, "_MEMORY", {})
+    tuned = {"model.freeze_encoder": True, "model.tune_encoder_levels": 1}
+    plain = build_settings("unet-dice", "smoke", overrides={"model.freeze_encoder": True})
+    assert run_key(build_settings("unet-dice", "smoke", overrides=tuned)) != run_key(plain)
+    result = train("unet-dice", "smoke", tmp_path / "run", overrides={**tuned, "progress": False})
+    _, model, _ = load_trained_model(result.run_dir, device="cpu")
+    enc = model.encoder
+    deepest = dict(enc.level_modules()[-1].named_parameters())
+    moved = [not torch.equal(p, deepest[n]) for n, p in enc.tuned_levels[0].named_parameters()]
+    assert moved and all(moved)  # trained, saved and restored; the frozen level kept its weights
+    report = evaluate_run(result.run_dir, progress=False)
+    assert report["positive"]["jaccard"] == pytest.approx(result.test["positive"]["jaccard"], abs=1e-9)

@@ -17,6 +17,7 @@ Weights never come from the network:
 
 from __future__ import annotations
 
+import copy
 import importlib
 import re
 from functools import partial
@@ -55,17 +56,44 @@ class Encoder(nn.Module):
 
     _feature_cache = None  # set by freeze(): a FeatureCache serving forward passes
 
-    def freeze(self, cache_dir=None) -> Encoder:
+    def __init__(self):
+        super().__init__()
+        # freeze(tune_levels > 0): trainable copies of the deepest levels' modules
+        self.tuned_levels: nn.ModuleList | None = None
+
+    def freeze(self, cache_dir=None, tune_levels: int = 0) -> Encoder:
         """Freeze the encoder (no gradients, BatchNorm always in eval mode) and serve its outputs from a
         :class:`~cosegkit.models.feature_cache.FeatureCache` (in memory, plus ``cache_dir`` if given, shared
         between processes). The cpu profile's ``model.freeze_encoder``: an image's features are then computed
-        once per distinct input tensor instead of at every step. Returns self."""
+        once per distinct input tensor instead of at every step. Returns self.
+
+        ``tune_levels`` > 0 (``model.tune_encoder_levels``) leaves the deepest ``tune_levels`` feature levels
+        trainable: trainable copies of their modules (:meth:`level_modules`, pretrained weights, BatchNorm in eval
+        mode with the ImageNet statistics) recompute them from the cached level below, at every step. The cache
+        itself stays the frozen encoder's: the copies never write to it, so other runs keep reading the pretrained
+        encoder's features under the same key."""
         from .feature_cache import FeatureCache
 
+        n_levels = len(self.out_channels)
+        if not 0 <= tune_levels < n_levels:
+            raise ValueError(f"tune_levels must be in [0, {n_levels - 1}] (the encoder has {n_levels} feature levels "
+                             f"and the first is always frozen), got {tune_levels!r}")
         self.requires_grad_(False)
         super().train(False)
-        self._feature_cache = FeatureCache(self, cache_dir)
+        self._feature_cache = FeatureCache(self, cache_dir)  # keyed by the pretrained weights, before the copies
+        if tune_levels:
+            self.tuned_levels = nn.ModuleList(copy.deepcopy(m) for m in self.level_modules()[-tune_levels:])
+            self.tuned_levels.requires_grad_(True)
         return self
+
+    def level_modules(self) -> list[nn.Module]:
+        """One module per feature level: module i maps level i - 1 (the image for i = 0) to level i. Encoders built
+        as ``self.stages`` have them; others override this or cannot tune levels (ValueError)."""
+        stages = getattr(self, "stages", None)
+        if stages is None:
+            raise ValueError(f"encoder {self.name!r} does not expose its levels as modules, so none of them can "
+                             f"be tuned on cached features (model.tune_encoder_levels must be 0)")
+        return list(stages)
 
     @property
     def frozen(self) -> bool:
@@ -85,7 +113,12 @@ class Encoder(nn.Module):
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self._feature_cache is None:
             return super().__call__(x)
-        return self._feature_cache(x)
+        feats = self._feature_cache(x)
+        if self.tuned_levels is not None:
+            first = len(feats) - len(self.tuned_levels)
+            for i, module in enumerate(self.tuned_levels, start=first):
+                feats[i] = module(feats[i - 1])
+        return feats
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Default for encoders built as ``self.stages``: run them in turn and return every stage's output."""
@@ -359,6 +392,13 @@ class EfficientNetLiteEncoder(Encoder):
     def drop_classifier(self) -> EfficientNetLiteEncoder:
         self.head = self.dropout = self.classifier = None
         return self
+
+    def level_modules(self) -> list[nn.Module]:
+        """The stem and blocks up to the first tap, then the blocks after each tap up to the next one."""
+        bounds = (-1, *self._taps)
+        levels = [nn.Sequential(*self.blocks[a + 1 : b + 1]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        levels[0] = nn.Sequential(self.stem, *levels[0])
+        return levels
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)

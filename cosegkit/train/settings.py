@@ -78,6 +78,9 @@ class ModelSettings:
     # Channel dropout while training (ours; 0 = none, as in the papers) on every encoder feature map (SiameseUNet) or
     # on the encoder output f (CoSegNet, CoSegNet-base)
     feature_dropout: float = 0.0
+    # With freeze_encoder: the number of the encoder's deepest feature levels (of 5) that still train, as copies of
+    # their pretrained modules run on the cached level below (ours; 0 = the whole encoder frozen and cached)
+    tune_encoder_levels: int = 0
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -99,6 +102,13 @@ class ModelSettings:
                              f"{self.match_stride!r} with coattention {self.coattention!r}")
         if not 0.0 <= self.feature_dropout < 1.0:
             raise ValueError(f"model.feature_dropout must be in [0, 1), got {self.feature_dropout!r}")
+        if not 0 <= self.tune_encoder_levels <= 4:
+            raise ValueError(f"model.tune_encoder_levels must be an integer from 0 to 4, got "
+                             f"{self.tune_encoder_levels!r}")
+        if self.tune_encoder_levels and not self.freeze_encoder:
+            raise ValueError("model.tune_encoder_levels > 0 needs model.freeze_encoder=true: it tunes the deepest "
+                             "levels on the frozen encoder's cached features (without freeze_encoder the whole "
+                             "encoder trains)")
         if self.metric_layer not in METRIC_LAYERS:
             raise ValueError(
                 f"model.metric_layer must be one of {', '.join(METRIC_LAYERS)}, got {self.metric_layer!r}"
@@ -308,7 +318,8 @@ def _from_dict(cls, data: dict):
 RETIRED_FIELDS = {"fault_sigkill_step": None}  # a test-only hook, now passed to train(on_step=...) by the tests
 # Settings added after runs were committed, with the default they were added at: at that default they are left out
 # of the run key (cosegkit.train.run_cache.run_key), so those runs keep their folders.
-ADDED_MODEL_FIELDS = {"skip_attention": False, "match_stride": 32, "feature_dropout": 0.0}
+ADDED_MODEL_FIELDS = {"skip_attention": False, "match_stride": 32, "feature_dropout": 0.0,
+                      "tune_encoder_levels": 0}
 ADDED_DATA_FIELDS = {"head_triplets": 0, "decision_val_pairs": None, "val_draw": "uniform"}
 # the same for top-level settings
 ADDED_FIELDS = {"amp_on_cpu": False, "channels_last_on_cpu": False, "decision_chance_permutations": 0,
