@@ -68,11 +68,6 @@ results = run_experiments(experiments, profile, out, data_root=data_root, seeds=
 runs = tables.runs_frame(results)
 provenance = tables.provenance_for(results, dataset_name, profile)
 display(runs.drop(columns="test_J_per_group"))  # the per-image scores feed the CIs
-if splits["n_splits"] > 1:
-    print(f"CoSegNet over {splits['n_splits']} splits: P {100 * splits['precision_mean']:.1f} ± "
-          f"{100 * splits['precision_std']:.1f}, J {splits['jaccard_mean']:.3f} ± {splits['jaccard_std']:.3f}")
-else:  # one split has no std (not 0), as Table 1 says
-    print(f"CoSegNet, 1 split: P {100 * splits['precision_mean']:.1f}, J {splits['jaccard_mean']:.3f}")
 
 # %%
 table1 = tables.write_cosegnet_table1(runs, splits, out, dataset_name, provenance, data_root)
