@@ -94,7 +94,9 @@ class SiameseUNetTask(Task):
         if experiment.head == "embedding" and profile.unet_embedding_head_image_size is not None:
             data = replace(data, image_size=profile.unet_embedding_head_image_size)
         return dict(
-            model=replace(profile.unet_model, single_image=experiment.single_image, head=experiment.head),
+            model=replace(profile.unet_model, single_image=experiment.single_image, head=experiment.head,
+                          tune_encoder_levels=profile.unet_claim_tune_encoder_levels if experiment.claim
+                          else profile.unet_model.tune_encoder_levels),
             data=data,
             optim=optim,
             epochs=profile.unet_claim_epochs if experiment.claim else profile.unet_epochs,
