@@ -161,6 +161,8 @@ def test_tune_encoder_levels_is_checked_against_freeze_encoder_and_the_encoder()
         ModelSettings(family="unet", encoder="tiny", pretrained=False, tune_encoder_levels=1)
     with pytest.raises(ValueError, match="from 0 to 4"):
         ModelSettings(family="unet", encoder="tiny", pretrained=False, freeze_encoder=True, tune_encoder_levels=5)
+    with pytest.raises(ValueError, match="from 0 to 4"):
+        ModelSettings(family="unet", encoder="tiny", pretrained=False, freeze_encoder=True, tune_encoder_levels=1.5)
     with pytest.raises(ValueError, match="resnet50.*levels"):
         build_encoder("resnet50", False).freeze(tune_levels=1)
 

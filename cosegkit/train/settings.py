@@ -102,7 +102,8 @@ class ModelSettings:
                              f"{self.match_stride!r} with coattention {self.coattention!r}")
         if not 0.0 <= self.feature_dropout < 1.0:
             raise ValueError(f"model.feature_dropout must be in [0, 1), got {self.feature_dropout!r}")
-        if not 0 <= self.tune_encoder_levels <= 4:
+        if (isinstance(self.tune_encoder_levels, bool) or not isinstance(self.tune_encoder_levels, int)
+                or not 0 <= self.tune_encoder_levels <= 4):
             raise ValueError(f"model.tune_encoder_levels must be an integer from 0 to 4, got "
                              f"{self.tune_encoder_levels!r}")
         if self.tune_encoder_levels and not self.freeze_encoder:
