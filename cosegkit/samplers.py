@@ -21,6 +21,8 @@ duplicate table), independent of the embedding dimension.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -194,11 +196,43 @@ def sample_fg_bg_pixels(masks: Tensor, k: int, generator: torch.Generator | None
     return out
 
 
-def gather_pixels(embeddings: Tensor, index: Tensor) -> Tensor:
+def gather_pixels(embeddings: Tensor | Sequence[Tensor], index: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """Gather per-pixel embedding vectors: (B, D, H, W) and (B, M) flat pixel indices -> (B, D, M).
 
-    One ``torch.gather`` along the pixel axis; memory O(B * D * M) (no (B, H*W, D) copy of the embeddings).
+    ``embeddings`` may also be a sequence of (B_i, D, H, W) tensors, read as their concatenation along the batch
+    axis (sum B_i = B) without building it: a pair model's two embedding maps go in as they are. ``dtype`` casts
+    the gathered vectors (None: keep the input's dtype).
+
+    A contiguous input of the output dtype takes one ``torch.gather`` along the pixel axis; memory O(B * D * M),
+    no copy of the map. Any other input (channels-last, or bf16 under autocast that the loss wants in float32)
+    is read through its (H * W, D) rows: only the distinct gathered pixels are cast, and the gradient of a
+    pixel drawn more than once (IS-Triplet's F1 and F2 may share pixels) is summed in ``dtype`` before the cast
+    back. The values are bit for bit those of ``gather_pixels(torch.cat(embeddings).to(dtype), index)``, at a
+    fraction of its memory traffic (``benchmarks/bench_pixel_gather.py``): that path copies and casts the whole
+    (B, D, H, W) map and scatters its gradient back into a full-size buffer. So are the gradients wherever no pixel
+    is gathered more than twice with a non-zero gradient, as with the sets of :func:`sample_fg_bg_pixels` (each
+    drawn without replacement); otherwise they agree up to the order of a float sum.
     """
-    b, d = embeddings.shape[:2]
+    parts = [embeddings] if isinstance(embeddings, Tensor) else list(embeddings)
+    if not parts:
+        raise ValueError("gather_pixels() needs at least one embedding tensor")
+    n_images = sum(int(part.shape[0]) for part in parts)
+    if index.ndim != 2 or index.shape[0] != n_images:
+        raise ValueError(f"index has {index.shape[0] if index.ndim else 0} rows but the embeddings hold {n_images} "
+                         f"images; it must be (B, M) flat pixel indices")
     m = index.shape[1]
-    return embeddings.reshape(b, d, -1).gather(2, index[:, None, :].expand(b, d, m))
+    out, start = [], 0
+    for part in parts:
+        b, d, h, w = part.shape
+        idx = index[start:start + b]
+        start += b
+        want = part.dtype if dtype is None else dtype
+        if part.dtype == want and part.is_contiguous():
+            out.append(part.reshape(b, d, -1).gather(2, idx[:, None, :].expand(b, d, m)))
+            continue
+        rows = part.permute(0, 2, 3, 1).reshape(b * h * w, d)  # a view for channels-last input
+        flat = idx + torch.arange(b, device=idx.device)[:, None] * (h * w)
+        uniq, inverse = torch.unique(flat, return_inverse=True)
+        vectors = rows.index_select(0, uniq).to(want)  # (U, D), each distinct pixel cast once
+        out.append(vectors[inverse].permute(0, 2, 1).contiguous())  # (b, D, M), the layout of the gather path
+    return out[0] if len(out) == 1 else torch.cat(out)

@@ -148,3 +148,22 @@ def test_pixel_bad_arguments():
         pixel_group_loss(emb, torch.zeros(2, 2, 4, 4), torch.zeros(2, 4, 3))
     with pytest.raises(ValueError, match="k must be >= 1"):
         pixel_group_loss(emb, torch.zeros(2, 2, 4, 4), masks, k=0)
+
+
+def test_pixel_level_pair_of_bf16_maps_equals_their_float32_concatenation():
+    g = _gen(15)
+    masks = torch.rand(4, 10, 10, generator=g) < 0.4
+    logits = torch.randn(4, 2, 10, 10, generator=g)
+    results = []
+    for as_list in (False, True):
+        gm = _gen(16)
+        maps = [torch.randn(2, 6, 10, 10, generator=gm).to(torch.bfloat16)
+                .contiguous(memory_format=torch.channels_last).requires_grad_() for _ in range(2)]
+        emb = maps if as_list else torch.cat(maps).float().contiguous()  # contiguous: the one-gather path
+        loss = pixel_group_loss(emb, logits, masks, k=12, n_anchors=1, generator=_gen(17))
+        loss.backward()
+        results.append((loss.detach(), [m.grad for m in maps]))
+    (want, want_grads), (got, got_grads) = results
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+    assert all(torch.equal(a, b) for a, b in zip(got_grads, want_grads, strict=True))
+    assert all(gr.abs().sum() > 0 for gr in got_grads)

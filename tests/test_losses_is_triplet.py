@@ -165,3 +165,37 @@ def test_bad_arguments(kwargs, match):
     if "margin" in kwargs:
         with pytest.raises(ValueError, match="margin"):
             ISTripletLoss(margin=kwargs["margin"])
+
+
+def _bf16_pair_maps(seed):
+    g = _gen(seed)
+    return [torch.randn(2, 8, 12, 12, generator=g).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+            .requires_grad_() for _ in range(2)]
+
+
+def test_a_pair_of_bf16_maps_gives_the_loss_and_gradients_of_their_float32_concatenation():
+    # The trainer passes the model's two bf16 maps as they are: the result must be bit for bit that of the old
+    # path, torch.cat(maps).float(), down to the gradients (F1 / F2 and B1 / B2 share pixels here).
+    masks = torch.rand(4, 12, 12, generator=_gen(5)) < 0.3
+    masks[3] = False  # no foreground: padding rows only
+    results = []
+    for as_list in (False, True):
+        maps = _bf16_pair_maps(6)
+        emb = maps if as_list else torch.cat(maps).float().contiguous()  # contiguous: the one-gather path
+        loss = is_triplet_loss(emb, masks, k=40, margin=3.0, generator=_gen(7))
+        loss.backward()
+        results.append((loss.detach(), [m.grad for m in maps]))
+    (want, want_grads), (got, got_grads) = results
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+    assert all(torch.equal(a, b) for a, b in zip(got_grads, want_grads, strict=True))
+    assert all(g.abs().sum() > 0 for g in got_grads)
+
+
+def test_a_list_of_maps_must_agree_in_shape():
+    masks = torch.zeros(3, 4, 4)
+    with pytest.raises(ValueError, match=r"embeddings\[1\] has shape \(1, 2, 4, 4\)"):
+        is_triplet_loss([torch.zeros(2, 3, 4, 4), torch.zeros(1, 2, 4, 4)], masks)
+    with pytest.raises(ValueError, match="non-empty list"):
+        is_triplet_loss([], masks)
+    with pytest.raises(ValueError, match=r"masks must have shape \(B, H, W\) = \(3, 4, 4\)"):
+        is_triplet_loss([torch.zeros(2, 3, 4, 4), torch.zeros(1, 3, 4, 4)], torch.zeros(2, 4, 4))

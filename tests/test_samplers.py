@@ -119,6 +119,49 @@ def test_gather_pixels_matches_indexing():
     assert torch.equal(got, want)
 
 
+def _bf16_channels_last_pair(seed=0, shape=(2, 8, 16, 16)):
+    g = _gen(seed)
+    return [torch.randn(*shape, generator=g).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+            .requires_grad_() for _ in range(2)]
+
+
+def test_gather_pixels_of_a_bf16_pair_equals_casting_the_concatenation_first_bit_for_bit():
+    # Each row draws every pixel twice (two permutations, like F1 and F2), so the gradient of every gathered pixel
+    # is a sum of two; summing in bf16 instead of float32 before the cast back would change many of them.
+    g = _gen(1)
+    idx = torch.stack([torch.cat([torch.randperm(256, generator=g), torch.randperm(256, generator=g)])
+                       for _ in range(4)])
+    upstream = torch.randn(4, 8, 512, generator=g)
+
+    parts = _bf16_channels_last_pair()
+    want = gather_pixels(torch.cat(parts).float().contiguous(), idx)
+    (want * upstream).sum().backward()
+    want_grads = [p.grad for p in parts]
+
+    parts = _bf16_channels_last_pair()
+    got = gather_pixels(parts, idx, torch.float32)
+    assert got.dtype == torch.float32 and got.shape == (4, 8, 512) and got.is_contiguous()
+    (got * upstream).sum().backward()
+    assert torch.equal(got, want)
+    assert all(torch.equal(a.grad, b) for a, b in zip(parts, want_grads, strict=True))
+
+    # the check has teeth: gathering in bf16 and casting after sums the two draws in bf16
+    parts = _bf16_channels_last_pair()
+    naive = torch.cat([p.reshape(2, 8, -1).gather(2, i[:, None].expand(2, 8, 512))
+                       for p, i in zip(parts, idx.split(2), strict=True)]).float()
+    (naive * upstream).sum().backward()
+    assert torch.equal(naive, want)
+    assert not all(torch.equal(a.grad, b) for a, b in zip(parts, want_grads, strict=True))
+
+
+def test_gather_pixels_refuses_parts_that_do_not_cover_the_index():
+    parts = [torch.zeros(2, 3, 4, 4), torch.zeros(1, 3, 4, 4)]
+    with pytest.raises(ValueError, match="index has 4 rows but the embeddings hold 3 images"):
+        gather_pixels(parts, torch.zeros(4, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="at least one embedding tensor"):
+        gather_pixels([], torch.zeros(4, 5, dtype=torch.long))
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -25,11 +25,20 @@ Choices where the summary paper leaves room (documented here and in the function
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cosegkit.losses._checks import check_int, check_tensor, same_device, zero_like_graph
+from cosegkit.losses._checks import (
+    check_embedding_parts,
+    check_int,
+    check_tensor,
+    same_device,
+    zero_like_graph,
+    zero_like_parts,
+)
 from cosegkit.samplers import as_binary_masks, gather_pixels, sample_fg_bg_pixels
 
 __all__ = [
@@ -142,7 +151,7 @@ def group_loss(
 
 
 def pixel_group_loss(
-    embeddings: Tensor,
+    embeddings: Tensor | Sequence[Tensor],
     logits: Tensor,
     masks: Tensor,
     k: int = 256,
@@ -156,7 +165,9 @@ def pixel_group_loss(
     """Group Loss on pixels: per image, K foreground and K background pixels are the two groups.
 
     Args:
-        embeddings: (B, D, H, W) float pixel embeddings.
+        embeddings: (B, D, H, W) float pixel embeddings, or a list of (B_i, D, H, W) maps that stand for their
+            concatenation along the batch (not copied); the maths runs in float32 (float64 for float64 input),
+            as in :func:`~cosegkit.losses.is_triplet.is_triplet_loss`.
         logits: (B, 2, H, W) float logits of the 2-class head (channel 1 = foreground).
         masks: (B, H, W) bool or {0, 1} foreground masks.
         k: pixels per class and image (``min(k, n_fg, n_bg)`` per image).
@@ -170,15 +181,14 @@ def pixel_group_loss(
         Scalar: per-image NLL mean over the 2 k_b sampled pixels, averaged over images that have both classes;
         a zero connected to the inputs' graph if none has.
     """
-    embeddings = check_tensor(embeddings, "embeddings", 4, floating=True)
+    parts, (b, d, h, w), dtype = check_embedding_parts(embeddings, "embeddings")
     logits = check_tensor(logits, "logits", 4, floating=True)
     masks = as_binary_masks(masks, "masks")
-    b, d, h, w = embeddings.shape
     if logits.shape != (b, 2, h, w):
         raise ValueError(f"logits must have shape (B, 2, H, W) = {(b, 2, h, w)}, got {tuple(logits.shape)}")
     if masks.shape != (b, h, w):
         raise ValueError(f"masks must have shape (B, H, W) = {(b, h, w)}, got {tuple(masks.shape)}")
-    same_device(embeddings, logits, masks, names=("embeddings", "logits", "masks"))
+    same_device(parts[0], logits, masks, names=("embeddings", "logits", "masks"))
     n_anchors = check_int(n_anchors, "n_anchors", minimum=0)
     steps = check_int(steps, "steps", minimum=1)
     if samples is None:
@@ -186,9 +196,9 @@ def pixel_group_loss(
     counts = samples["counts"]
     kmax = samples["f1"].shape[1]
     if kmax == 0:
-        return zero_like_graph(embeddings) + zero_like_graph(logits)
+        return zero_like_parts(parts, dtype) + zero_like_graph(logits)
     idx = torch.cat([samples["f1"], samples["b1"]], dim=1)  # (B, 2 kmax): foreground rows, then background
-    e = gather_pixels(embeddings, idx).transpose(1, 2)  # (B, 2 kmax, D)
+    e = gather_pixels(parts, idx, dtype).transpose(1, 2)  # (B, 2 kmax, D)
     z = gather_pixels(logits, idx).transpose(1, 2)  # (B, 2 kmax, 2)
     j = torch.arange(kmax, device=counts.device)
     valid = (j < counts[:, None]).repeat(1, 2)

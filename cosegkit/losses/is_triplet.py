@@ -19,13 +19,20 @@ Choices where the paper is ambiguous:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cosegkit.losses._checks import check_positive, check_tensor, euclidean_norm, same_device, zero_like_graph
+from cosegkit.losses._checks import (
+    check_embedding_parts,
+    check_positive,
+    euclidean_norm,
+    same_device,
+    zero_like_parts,
+)
 from cosegkit.samplers import as_binary_masks, gather_pixels, sample_fg_bg_pixels
 
 __all__ = [
@@ -64,7 +71,7 @@ def is_triplet_from_sets(
 
 
 def is_triplet_loss(
-    embeddings: Tensor,
+    embeddings: Tensor | Sequence[Tensor],
     masks: Tensor,
     k: int = 5000,
     margin: float = 3.0,
@@ -76,7 +83,10 @@ def is_triplet_loss(
     """IS-Triplet loss (is_triplet_coseg.txt, Sec. 3.2, eq. 4) of pixel embeddings.
 
     Args:
-        embeddings: (B, D, H, W) float pixel embeddings (paper: D = 64, the input size).
+        embeddings: (B, D, H, W) float pixel embeddings (paper: D = 64, the input size), or a list of
+            (B_i, D, H, W) maps that stand for their concatenation along the batch (a pair's two maps, not
+            copied). The maths runs in float32 (float64 for float64 input); a bf16 map under autocast is
+            gathered first and cast after, with the same values and gradients as casting it first.
         masks: (B, H, W) bool or {0, 1}; foreground = True.
         k: pixels per set and image (paper: K = 5000); per image ``min(k, n_fg, n_bg)`` are used.
         margin: m > 0 (paper: 3.0).
@@ -91,13 +101,12 @@ def is_triplet_loss(
 
     Vectorised over the batch; memory O(B * K * D) besides the inputs (no pixel-by-pixel distance matrix).
     """
-    embeddings = check_tensor(embeddings, "embeddings", 4, floating=True)
+    parts, (b, d, h, w), dtype = check_embedding_parts(embeddings, "embeddings")
     masks = as_binary_masks(masks, "masks")
-    b, d, h, w = embeddings.shape
     if masks.shape != (b, h, w):
         raise ValueError(f"masks must have shape (B, H, W) = {(b, h, w)} to match embeddings, "
                          f"got {tuple(masks.shape)}")
-    same_device(embeddings, masks, names=("embeddings", "masks"))
+    same_device(parts[0], masks, names=("embeddings", "masks"))
     margin = check_positive(margin, "margin")
     if samples is None:
         samples = sample_fg_bg_pixels(masks, k, generator)
@@ -108,9 +117,9 @@ def is_triplet_loss(
     counts = samples["counts"]
     kmax = samples["f1"].shape[1]
     if kmax == 0 or not bool((counts > 0).any()):
-        return zero_like_graph(embeddings)
+        return zero_like_parts(parts, dtype)
     idx = torch.cat([samples["f1"], samples["f2"], samples["b1"], samples["b2"]], dim=1)
-    f1, f2, b1, b2 = gather_pixels(embeddings, idx).split(kmax, dim=2)
+    f1, f2, b1, b2 = gather_pixels(parts, idx, dtype).split(kmax, dim=2)
     per_row = is_triplet_from_sets(f1, f2, b1, b2, margin, squared, dim=1)  # (B, kmax)
     valid = torch.arange(kmax, device=counts.device) < counts[:, None]
     per_image = torch.where(valid, per_row, 0.0).sum(1) / counts.clamp_min(1)

@@ -50,13 +50,18 @@ def _resize_target(mask: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return F.interpolate(mask[:, None], size=logits.shape[-2:], mode="nearest")[:, 0]
 
 
-def pixel_dml_loss(name: str, emb: torch.Tensor, masks: torch.Tensor, logits: torch.Tensor,
+def pixel_dml_loss(name: str, emb, masks: torch.Tensor, logits: torch.Tensor,
                    settings: TrainSettings, generator) -> torch.Tensor:
-    """One pixel-embedding loss over a batch of images: emb (N, D, H, W), masks (N, H, W) {0, 1}."""
+    """One pixel-embedding loss over a batch of images: emb (N, D, H, W) or a list of maps that stand for their
+    concatenation along the batch (the pair's two, as the model returns them), masks (N, H, W) {0, 1}.
+
+    IS-Triplet and the Group Loss read only their sampled pixels, in float32, straight from the maps; the
+    discriminative loss reads every pixel and gets the float32 concatenation."""
     ls = settings.loss
     if name == "istriplet":
         return is_triplet_loss(emb, masks.bool(), k=ls.k, margin=ls.margin, generator=generator)
     if name == "discriminative":  # two clusters per image: background (0) and the common object (1)
+        emb = torch.cat(emb).float() if isinstance(emb, list | tuple) else emb
         return discriminative_loss(emb, masks.long(), delta_v=ls.delta_v, delta_d=ls.delta_d)
     if name == "group":
         return pixel_group_loss(emb, logits, masks.bool(), k=ls.group_k, n_anchors=ls.group_anchors,
@@ -72,7 +77,7 @@ def _terms(out, batch: dict, settings: TrainSettings, lam: float | None, generat
     dml_name = settings.loss.dml
     if dml_name is None:
         return seg, {"loss_seg": seg.detach(), "loss_dml": torch.zeros(())}
-    emb = torch.cat([out.embedding_a, out.embedding_b]).float()
+    emb = [out.embedding_a, out.embedding_b]  # not concatenated: the losses read only what they need
     masks = torch.cat([batch["mask_a"], batch["mask_b"]])
     logits = torch.cat([la, lb])
     dml = pixel_dml_loss(dml_name, emb, masks, logits, settings, generator)
