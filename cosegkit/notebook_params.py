@@ -70,9 +70,10 @@ def overrides_from(image_size: int | None = None, epochs: int | None = None, dev
 def synthetic_overrides(profile: str, overrides: dict) -> dict:
     """`overrides` for the synthetic pair benchmark: the profile's `synthetic_image_size` unless the notebook's
     own `image_size` parameter (already in `overrides`) says otherwise, and its `synthetic_decision_val_pairs`.
-    Its rows never tune encoder levels (``model.tune_encoder_levels=0``), whatever the profile's claim rows do: the
-    benchmark asks whether the pair matters, and its six runs must fit the reproduction's budget."""
+    Its rows never tune encoder levels (``model.tune_encoder_levels=0``, so ``model.tuned_levels_float32=false``),
+    whatever the profile's claim rows do: the benchmark asks whether the pair matters, and its six runs must fit the
+    reproduction's budget."""
     p = get_profile(profile)
     size = {"data.image_size": p.synthetic_image_size} if p.synthetic_image_size is not None else {}
     return {**size, "data.decision_val_pairs": p.synthetic_decision_val_pairs,
-            "model.tune_encoder_levels": 0, **overrides}
+            "model.tune_encoder_levels": 0, "model.tuned_levels_float32": False, **overrides}

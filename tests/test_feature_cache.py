@@ -165,6 +165,33 @@ def test_tune_encoder_levels_is_checked_against_freeze_encoder_and_the_encoder()
         ModelSettings(family="unet", encoder="tiny", pretrained=False, freeze_encoder=True, tune_encoder_levels=1.5)
     with pytest.raises(ValueError, match="resnet50.*levels"):
         build_encoder("resnet50", False).freeze(tune_levels=1)
+    with pytest.raises(ValueError, match="tuned_levels_float32=true needs model.tune_encoder_levels > 0"):
+        ModelSettings(family="unet", encoder="tiny", pretrained=False, freeze_encoder=True, tuned_levels_float32=True)
+    with pytest.raises(ValueError, match="tuned_levels_float32 must be true or false"):
+        ModelSettings(family="unet", encoder="tiny", pretrained=False, freeze_encoder=True, tune_encoder_levels=1,
+                      tuned_levels_float32=1)
+
+
+def test_tuned_levels_float32_run_the_copies_in_float32_inside_bf16_autocast(monkeypatch):
+    monkeypatch.setattr(feature_cache, "_MEMORY", {})
+    x = torch.randn(2, 3, 64, 64)
+    outputs = {}
+    for tuned_float32 in (False, True):
+        ms = ModelSettings(family="unet", encoder="tiny", pretrained=False, freeze_encoder=True, tune_encoder_levels=2,
+                           tuned_levels_float32=tuned_float32)
+        torch.manual_seed(0)
+        enc = build_model(ms).encoder
+        want = [enc.compute(x[i : i + 1]) for i in range(2)]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = enc(x)
+        outputs[tuned_float32] = got
+        assert [g.dtype for g in got[:3]] == [torch.float32] * 3  # the cached levels, float32 either way
+        want_dtype = torch.float32 if tuned_float32 else torch.bfloat16
+        assert [g.dtype for g in got[3:]] == [want_dtype] * 2, tuned_float32
+        if tuned_float32:  # float32 inside the bf16 region: the encoder's own float32 result
+            assert all(torch.allclose(got[lvl], torch.cat([w[lvl] for w in want]), atol=1e-5) for lvl in (3, 4))
+        else:
+            assert not torch.allclose(got[4].float(), torch.cat([w[4] for w in want]), atol=1e-5)
 
 
 def test_a_run_with_tuned_levels_saves_them_and_evaluate_scores_it_as_training_did(tmp_path, monkeypatch):

@@ -116,17 +116,20 @@ def test_only_the_unet_claim_rows_tune_the_deepest_encoder_level():
     for name in claims:
         s = build_settings(name, "cpu")
         assert (s.model.tune_encoder_levels, s.optim.encoder_lr_mult) == (1, 0.1), name
-        assert s.model.freeze_encoder
+        assert s.model.freeze_encoder and s.model.tuned_levels_float32, name
     for name in ("unet-ce", "unet-focal-istriplet", "pixel-dml-none", "pixel-dml-single-image", "cosegnet",
                  "cosegnet-base", "cosegnet-single-image", "cosegnet-ct9"):
-        assert build_settings(name, "cpu").model.tune_encoder_levels == 0, name
+        s = build_settings(name, "cpu")
+        assert (s.model.tune_encoder_levels, s.model.tuned_levels_float32) == (0, False), name
     # the synthetic benchmark's claim rows stay frozen
     for name in ("unet-dice", "unet-single-image"):
-        assert build_settings(name, "cpu", overrides=synthetic_overrides("cpu", {})).model.tune_encoder_levels == 0
+        s = build_settings(name, "cpu", overrides=synthetic_overrides("cpu", {}))
+        assert (s.model.tune_encoder_levels, s.model.tuned_levels_float32) == (0, False), name
     # other profiles leave every row as their model has it
     for profile in ("smoke", "paper", "gpu"):
         for name in claims:
-            assert build_settings(name, profile).model.tune_encoder_levels == 0, (profile, name)
+            s = build_settings(name, profile)
+            assert (s.model.tune_encoder_levels, s.model.tuned_levels_float32) == (0, False), (profile, name)
 
 
 def test_unet_claim_rows_train_at_the_claim_size_and_the_synthetic_benchmark_at_its_own():
@@ -154,10 +157,12 @@ def test_unet_claim_rows_train_at_the_claim_size_and_the_synthetic_benchmark_at_
     # the synthetic benchmark: the profile's size, unless the notebook's own image_size parameter overrides it
     assert synthetic_overrides("cpu", {"epochs": 3}) == {"data.image_size": cpu.synthetic_image_size, "epochs": 3,
                                                          "data.decision_val_pairs": None,
-                                                         "model.tune_encoder_levels": 0}
+                                                         "model.tune_encoder_levels": 0,
+                                                         "model.tuned_levels_float32": False}
     assert synthetic_overrides("cpu", {"data.image_size": 96})["data.image_size"] == 96
     # smoke has no synthetic size of its own
-    assert synthetic_overrides("smoke", {}) == {"data.decision_val_pairs": None, "model.tune_encoder_levels": 0}
+    assert synthetic_overrides("smoke", {}) == {"data.decision_val_pairs": None, "model.tune_encoder_levels": 0,
+                                                "model.tuned_levels_float32": False}
     # the decision pairs: many on real data, the profile's own number on the synthetic benchmark (cheap: default)
     assert build_settings("cosegnet", "cpu").data.decision_val_pairs == 600
     synthetic = build_settings("cosegnet", "cpu", overrides=synthetic_overrides("cpu", {}))

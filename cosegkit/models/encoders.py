@@ -17,6 +17,7 @@ Weights never come from the network:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import re
@@ -60,8 +61,9 @@ class Encoder(nn.Module):
         super().__init__()
         # freeze(tune_levels > 0): trainable copies of the deepest levels' modules
         self.tuned_levels: nn.ModuleList | None = None
+        self.tuned_float32 = False  # freeze(tuned_float32=True): the copies run in float32 under autocast
 
-    def freeze(self, cache_dir=None, tune_levels: int = 0) -> Encoder:
+    def freeze(self, cache_dir=None, tune_levels: int = 0, tuned_float32: bool = False) -> Encoder:
         """Freeze the encoder (no gradients, BatchNorm always in eval mode) and serve its outputs from a
         :class:`~cosegkit.models.feature_cache.FeatureCache` (in memory, plus ``cache_dir`` if given, shared
         between processes). The cpu profile's ``model.freeze_encoder``: an image's features are then computed
@@ -71,7 +73,8 @@ class Encoder(nn.Module):
         trainable: trainable copies of their modules (:meth:`level_modules`, pretrained weights, BatchNorm in eval
         mode with the ImageNet statistics) recompute them from the cached level below, at every step. The cache
         itself stays the frozen encoder's: the copies never write to it, so other runs keep reading the pretrained
-        encoder's features under the same key."""
+        encoder's features under the same key. ``tuned_float32`` (``model.tuned_levels_float32``) runs the copies
+        in float32 even under autocast; their output joins the autocast region as float32."""
         from .feature_cache import FeatureCache
 
         n_levels = len(self.out_channels)
@@ -81,6 +84,9 @@ class Encoder(nn.Module):
         self.requires_grad_(False)
         super().train(False)
         self._feature_cache = FeatureCache(self, cache_dir)  # keyed by the pretrained weights, before the copies
+        if tuned_float32 and not tune_levels:
+            raise ValueError("tuned_float32=True needs tune_levels > 0")
+        self.tuned_float32 = bool(tuned_float32)
         if tune_levels:
             self.tuned_levels = nn.ModuleList(copy.deepcopy(m) for m in self.level_modules()[-tune_levels:])
             self.tuned_levels.requires_grad_(True)
@@ -116,8 +122,11 @@ class Encoder(nn.Module):
         feats = self._feature_cache(x)
         if self.tuned_levels is not None:
             first = len(feats) - len(self.tuned_levels)
-            for i, module in enumerate(self.tuned_levels, start=first):
-                feats[i] = module(feats[i - 1])
+            precision = (torch.autocast(device_type=x.device.type, enabled=False) if self.tuned_float32
+                         else contextlib.nullcontext())
+            with precision:
+                for i, module in enumerate(self.tuned_levels, start=first):
+                    feats[i] = module(feats[i - 1].float() if self.tuned_float32 else feats[i - 1])
         return feats
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -171,9 +171,11 @@ def maybe_freeze(model: nn.Module, ms: ModelSettings) -> None:
     """``model.freeze_encoder``: freeze the encoder and cache its features, in memory and, where the environment
     variable COSEGKIT_FEATURE_CACHE names a folder, there too (shared by every process and run that uses the
     same encoder weights; `cosegkit reproduce` sets it to <out>/feature_cache). ``model.tune_encoder_levels``
-    deepest levels train on the cached level below them (:meth:`Encoder.freeze`)."""
+    deepest levels train on the cached level below them (:meth:`Encoder.freeze`), in float32 with
+    ``model.tuned_levels_float32``."""
     if ms.freeze_encoder:
-        model.encoder.freeze(os.environ.get(FEATURE_CACHE_ENV) or None, tune_levels=ms.tune_encoder_levels)
+        model.encoder.freeze(os.environ.get(FEATURE_CACHE_ENV) or None, tune_levels=ms.tune_encoder_levels,
+                             tuned_float32=ms.tuned_levels_float32)
 
 
 def he_init(decoder: nn.Module, prior: float = 0.15) -> None:

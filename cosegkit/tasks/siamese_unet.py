@@ -101,7 +101,9 @@ class SiameseUNetTask(Task):
         return dict(
             model=replace(profile.unet_model, single_image=experiment.single_image, head=experiment.head,
                           tune_encoder_levels=profile.unet_claim_tune_encoder_levels if experiment.claim
-                          else profile.unet_model.tune_encoder_levels),
+                          else profile.unet_model.tune_encoder_levels,
+                          tuned_levels_float32=profile.unet_claim_tuned_levels_float32 if experiment.claim
+                          else profile.unet_model.tuned_levels_float32),
             data=data,
             optim=optim,
             epochs=profile.unet_claim_epochs if experiment.claim else profile.unet_epochs,

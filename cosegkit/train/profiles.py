@@ -52,6 +52,8 @@ class Profile:
     # model.tune_encoder_levels of the Siamese U-Net's claim rows (Experiment.claim); the other rows keep the
     # profile's unet_model value. Notebook 05's synthetic benchmark keeps 0 (notebook_params.synthetic_overrides)
     unet_claim_tune_encoder_levels: int = 0
+    # model.tuned_levels_float32 of those rows (the precision of their tuned levels under amp)
+    unet_claim_tuned_levels_float32: bool = False
     # image size of notebook 05's synthetic pair benchmark (every row); None: each row's own
     synthetic_image_size: int | None = None
     # data.decision_val_pairs of the synthetic pair benchmark (its pairs share no image, so each decision pair costs
@@ -180,6 +182,10 @@ _CPU = Profile(
     # +0.018 over seeds 0-4 (95 % CI +0.002 to +0.034), lr x 0.03 / 0.1 / 0.3 / 1 at seed 0: 0.632 / 0.649 /
     # 0.616 / 0.568 against 0.628 frozen; 160-212 -> 313-328 s a run. The ablation rows stay frozen (time)
     unet_claim_tune_encoder_levels=1,
+    # ... in float32 inside the bf16 step (since stop 41): on the 2-core AMD EPYC a warm unet-dice step took
+    # 294-375 ms against 479-510 ms with the level in bf16 (its depthwise 5x5 convolutions' backward dominated),
+    # about 6 min of the reproduction; the cached features it reads are float32 already
+    unet_claim_tuned_levels_float32=True,
     unet_optim=OptimSettings(lr=2e-3, optimizer="adamw", weight_decay=1e-4, schedule="cosine", encoder_lr_mult=0.1),
     unet_lr_istriplet=2e-3,
     cosegnet_optim=OptimSettings(lr=2e-3, optimizer="adamw", weight_decay=4e-4, schedule="cosine", grad_clip=1.0),
@@ -216,7 +222,9 @@ _CPU = Profile(
         "(README); the per-epoch validation curve is scored once",
         "cpu: the decoders, heads and co-attention train and are scored under bf16 autocast with channels-last "
         "weights (amp_on_cpu, channels_last_on_cpu; the papers say nothing of precision); the frozen encoder's "
-        "cached features are float32. On the 2-core AMD EPYC (AVX512-BF16) a training step was 1.3-1.7x faster "
+        "cached features are float32, and so is the U-Net claim rows' tuned encoder level "
+        "(model.tuned_levels_float32: its depthwise convolutions train faster in float32 there, 294-375 against "
+        "479-510 ms a unet-dice step). On the 2-core AMD EPYC (AVX512-BF16) a training step was 1.3-1.7x faster "
         "with validation J unchanged or higher (README); a CPU without native bf16 may be slower: "
         "--set amp_on_cpu=false --set channels_last_on_cpu=false gives float32",
         "cpu: Siamese U-Net co-attention coattention='match' at match_stride=16 with skip_attention (ours; the "

@@ -81,6 +81,9 @@ class ModelSettings:
     # With freeze_encoder: the number of the encoder's deepest feature levels (of 5) that still train, as copies of
     # their pretrained modules run on the cached level below (ours; 0 = the whole encoder frozen and cached)
     tune_encoder_levels: int = 0
+    # With tune_encoder_levels: those levels run in float32 even under bf16 autocast (ours; the cpu profile's claim
+    # rows: on the 2-core AMD EPYC their depthwise convolutions train faster in float32 than in bf16)
+    tuned_levels_float32: bool = False
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -110,6 +113,12 @@ class ModelSettings:
             raise ValueError("model.tune_encoder_levels > 0 needs model.freeze_encoder=true: it tunes the deepest "
                              "levels on the frozen encoder's cached features (without freeze_encoder the whole "
                              "encoder trains)")
+        if not isinstance(self.tuned_levels_float32, bool):
+            raise ValueError(f"model.tuned_levels_float32 must be true or false, got {self.tuned_levels_float32!r}")
+        if self.tuned_levels_float32 and not self.tune_encoder_levels:
+            raise ValueError("model.tuned_levels_float32=true needs model.tune_encoder_levels > 0: it sets the "
+                             "precision of the tuned encoder levels, and there are none (to freeze the whole "
+                             "encoder, also --set model.tuned_levels_float32=false)")
         if self.metric_layer not in METRIC_LAYERS:
             raise ValueError(
                 f"model.metric_layer must be one of {', '.join(METRIC_LAYERS)}, got {self.metric_layer!r}"
@@ -320,7 +329,7 @@ RETIRED_FIELDS = {"fault_sigkill_step": None}  # a test-only hook, now passed to
 # Settings added after runs were committed, with the default they were added at: at that default they are left out
 # of the run key (cosegkit.train.run_cache.run_key), so those runs keep their folders.
 ADDED_MODEL_FIELDS = {"skip_attention": False, "match_stride": 32, "feature_dropout": 0.0,
-                      "tune_encoder_levels": 0}
+                      "tune_encoder_levels": 0, "tuned_levels_float32": False}
 ADDED_DATA_FIELDS = {"head_triplets": 0, "decision_val_pairs": None, "val_draw": "uniform"}
 # the same for top-level settings
 ADDED_FIELDS = {"amp_on_cpu": False, "channels_last_on_cpu": False, "decision_chance_permutations": 0,
