@@ -183,8 +183,9 @@ _CPU = Profile(
     # 0.616 / 0.568 against 0.628 frozen; 160-212 -> 313-328 s a run. The ablation rows stay frozen (time)
     unet_claim_tune_encoder_levels=1,
     # ... in float32 inside the bf16 step (since stop 41): on the 2-core AMD EPYC a warm unet-dice step took
-    # 294-375 ms against 479-510 ms with the level in bf16 (its depthwise 5x5 convolutions' backward dominated),
-    # about 6 min of the reproduction; the cached features it reads are float32 already
+    # 294-375 ms against 479-510 ms with the level in bf16 (its depthwise 5x5 convolutions' backward dominated);
+    # in the reproduction at 266adbd the four rows took 24.2 min against 25.6 (less than that promised); the
+    # cached features it reads are float32 already
     unet_claim_tuned_levels_float32=True,
     unet_optim=OptimSettings(lr=2e-3, optimizer="adamw", weight_decay=1e-4, schedule="cosine", encoder_lr_mult=0.1),
     unet_lr_istriplet=2e-3,
