@@ -165,6 +165,10 @@ def test_tune_encoder_levels_is_checked_against_freeze_encoder_and_the_encoder()
         ModelSettings(family="unet", encoder="tiny", pretrained=False, freeze_encoder=True, tune_encoder_levels=1.5)
     with pytest.raises(ValueError, match="resnet50.*levels"):
         build_encoder("resnet50", False).freeze(tune_levels=1)
+    enc = build_encoder("efficientnet_lite0", False)
+    with pytest.raises(ValueError, match="tuned_float32=True needs tune_levels > 0"):
+        enc.freeze(tuned_float32=True)
+    assert not enc.frozen and all(p.requires_grad for p in enc.parameters())  # refused before any change
     with pytest.raises(ValueError, match="tuned_levels_float32=true needs model.tune_encoder_levels > 0"):
         ModelSettings(family="unet", encoder="tiny", pretrained=False, freeze_encoder=True, tuned_levels_float32=True)
     with pytest.raises(ValueError, match="tuned_levels_float32 must be true or false"):

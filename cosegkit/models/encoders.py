@@ -81,11 +81,11 @@ class Encoder(nn.Module):
         if not 0 <= tune_levels < n_levels:
             raise ValueError(f"tune_levels must be in [0, {n_levels - 1}] (the encoder has {n_levels} feature levels "
                              f"and the first is always frozen), got {tune_levels!r}")
+        if tuned_float32 and not tune_levels:
+            raise ValueError("tuned_float32=True needs tune_levels > 0")
         self.requires_grad_(False)
         super().train(False)
         self._feature_cache = FeatureCache(self, cache_dir)  # keyed by the pretrained weights, before the copies
-        if tuned_float32 and not tune_levels:
-            raise ValueError("tuned_float32=True needs tune_levels > 0")
         self.tuned_float32 = bool(tuned_float32)
         if tune_levels:
             self.tuned_levels = nn.ModuleList(copy.deepcopy(m) for m in self.level_modules()[-tune_levels:])
