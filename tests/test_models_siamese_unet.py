@@ -19,7 +19,7 @@ from cosegkit.models.correlation import (
     correlation_volumes,
     topk_channel_pool,
 )
-from cosegkit.models.siamese_unet import DEFAULT_PARTNER_GRID
+from cosegkit.models.siamese_unet import DEFAULT_PARTNER_GRID, Deconv2x2
 from cosegkit.train.modeling import build_model, set_train_mode
 from cosegkit.train.settings import COATTENTION, ModelSettings
 
@@ -478,3 +478,47 @@ def test_feature_dropout_acts_in_training_only():
         SiameseUNet(encoder="tiny", feature_dropout=1.0)
     with pytest.raises(ValueError, match="model.feature_dropout"):
         ModelSettings(family="unet", encoder="tiny", pretrained=False, feature_dropout=-0.1)
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_deconv2x2_is_the_transposed_convolution(amp):
+    """The embedding head's layer 6 computes ConvTranspose2d(k=2, s=2): its training forward bit for bit in the cpu
+    profile's bf16 channels-last arithmetic and to float rounding in float32, its gradients to rounding, and its
+    forward without gradient is the transposed convolution itself; a wrong tap order computes something else."""
+    torch.manual_seed(0)
+    ref = torch.nn.ConvTranspose2d(5, 7, 2, stride=2)
+    layer = Deconv2x2(5, 7)
+    layer.load_state_dict(ref.state_dict())
+    assert set(layer.state_dict()) == {"weight", "bias"}
+    x = torch.randn(3, 5, 6, 8)
+    if amp:
+        ref, layer = ref.to(memory_format=torch.channels_last), layer.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(3, 7, 12, 16)
+    outs, grads = [], []
+    for module in (ref, layer):
+        xi = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            y = module(xi)
+        y.float().backward(grad)
+        outs.append(y.detach().float())
+        grads.append((xi.grad, module.weight.grad, module.bias.grad))
+    if amp:
+        assert torch.equal(outs[0], outs[1])
+    else:
+        torch.testing.assert_close(outs[0], outs[1], rtol=1e-6, atol=1e-6)
+    tol = 2e-2 if amp else 1e-5
+    for a, b in zip(grads[0], grads[1], strict=True):
+        torch.testing.assert_close(a.float(), b.float(), rtol=tol, atol=tol)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        assert torch.equal(layer(x).float(), ref(x).float())
+    # the (o, a, b) channel order matters: a layer whose taps are transposed computes something else
+    swapped = Deconv2x2(5, 7)
+    swapped.load_state_dict({"weight": ref.weight.transpose(2, 3).contiguous(), "bias": ref.bias})
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        assert not torch.equal(swapped(x).float(), outs[0])
+
+
+def test_embedding_head_uses_deconv2x2():
+    model = SiameseUNet(encoder="tiny", pretrained=False, head="embedding")
+    assert isinstance(model.decoder.layer6, Deconv2x2)

@@ -54,6 +54,30 @@ DEFAULT_DECODER_CHANNELS = {
 DEFAULT_PARTNER_GRID = {"resnet50": 14, "vgg16": 14, "efficientnet_lite0": 6, "efficientnet_lite2": 6, "tiny": 2}
 
 
+class Deconv2x2(nn.ConvTranspose2d):
+    """A 2x2, stride-2 transposed convolution (the embedding head's layer 6) whose training pass runs as a 1x1
+    convolution to ``4 * out_channels`` channels followed by ``pixel_shuffle(2)``: each output pixel has exactly one
+    tap, so the two are the same map (out[n, o, 2i+a, 2j+b] = bias[o] + sum_c x[n, c, i, j] W[c, o, a, b]).
+
+    Why: on the 2-core CPU the bf16 channels-last backward of ``ConvTranspose2d`` is slow; the 1x1 form's forward +
+    backward took 113 against 179 ms (6 maps, 16 -> 64 channels, 128 -> 256 px; ``benchmarks/bench_deconv.py``).
+    Its forward alone is slower, so without gradient (evaluation, prediction) the transposed convolution runs.
+    The training forward equals the transposed convolution bit for bit in the cpu profile's bf16 channels-last
+    arithmetic and to float rounding in float32 (tested); gradients agree to rounding (the sums run in another
+    order). Parameters and state-dict keys are ``nn.ConvTranspose2d``'s."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, 2, stride=2)
+
+    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
+        if output_size is not None or not torch.is_grad_enabled():
+            return super().forward(x, output_size)
+        # (C_in, C_out, 2, 2) -> (C_out * 4, C_in, 1, 1) in pixel_shuffle's channel order (o, a, b)
+        weight = self.weight.permute(1, 2, 3, 0).reshape(self.out_channels * 4, self.in_channels, 1, 1)
+        bias = None if self.bias is None else self.bias.repeat_interleave(4)
+        return F.pixel_shuffle(F.conv2d(x, weight, bias), 2)
+
+
 class _UpBlock(nn.Module):
     """x2 bilinear upsampling, concat skip, two conv3x3-BN-ReLU."""
 
@@ -94,7 +118,7 @@ class UNetDecoder(nn.Module):
             self.layer6 = nn.Conv2d(decoder_channels[4], 2, 3, padding=1)
             self.classifier = None
         else:  # a stride-2 deconvolution to full size: cheap on CPU (16 -> 64 channels, 1 tap per output pixel)
-            self.layer6 = nn.ConvTranspose2d(decoder_channels[4], embedding_dim, 2, stride=2)
+            self.layer6 = Deconv2x2(decoder_channels[4], embedding_dim)
             self.classifier = nn.Conv2d(embedding_dim, 2, 1)
 
     def forward(
