@@ -64,7 +64,7 @@ print(tables.is_triplet_effect_line(runs, n_seeds=len(seeds)))
 #
 # Single-image baseline against the Siamese U-Net and CoSegNet on `SyntheticCoseg`, and how often each returns an
 # empty mask for negative (outlier) pairs. It always runs on the synthetic set, whatever `data_root` is, at the
-# profile's `synthetic_image_size` (`cpu`: 192 px for every row; some claim rows on real images train larger).
+# profile's `synthetic_image_size` (`cpu`: 160 px for every row; some claim rows on real images train larger).
 #
 # The U-Net pair is trained twice: with the profile's co-attention and with the sources' one (Gong et al.'s spatial
 # and channel co-attention on the deepest features, skips unweighted: `SOURCES_COATTENTION`). At the `cpu` profile
