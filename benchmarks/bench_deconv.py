@@ -1,58 +1,77 @@
-"""The embedding head's layer 6 (2x2 stride-2 transposed convolution, 16 -> 64 channels): forward + backward of
-``nn.ConvTranspose2d`` against :class:`cosegkit.models.siamese_unet.Deconv2x2` (1x1 convolution + pixel_shuffle in
-training), as the cpu profile runs it (bf16 autocast, channels-last, 3 pairs = 6 maps), at the U-Net's claim size
-(256 px) and its ablation size (192 px). Prints ms per forward + backward and the ratio, measured in one run.
+"""The embedding head's layer 6 (a 2x2 stride-2 transposed convolution, 16 -> 64 channels): forward + backward of
+``nn.ConvTranspose2d`` against :class:`cosegkit.models.siamese_unet.Deconv2x2`, which trains as a 1x1 convolution +
+``pixel_shuffle``, as the cpu profile runs it (bf16 autocast, channels-last, 3 pairs = 6 maps), at the U-Net's
+claim size (256 px) and its ablation size (192 px); and the forward without gradient (evaluation), where
+``Deconv2x2`` is the transposed convolution. Old and new alternate; the table gives the median of ``--repeats``
+rounds after one warm-up round, measured in one run, and whether the forward outputs are identical.
 
-    python benchmarks/bench_deconv.py [--repeats 10] [--threads 2]
+    .venv/bin/python benchmarks/bench_deconv.py [--repeats 7] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
+import statistics
 import time
+from datetime import date
 
 import torch
 
 from cosegkit.models.siamese_unet import Deconv2x2
 
 
-def _time(fn, repeats: int) -> float:
-    fn()
-    fn()
+def _train_step(module: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor) -> tuple[float, torch.Tensor]:
+    x = x.detach().requires_grad_()
     t = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - t) / repeats * 1000
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = module(x)
+    y.backward(grad)
+    return time.perf_counter() - t, y.detach()
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    print("| input (6 maps) | ConvTranspose2d fwd+bwd ms | Deconv2x2 fwd+bwd ms | ratio | forward identical |")
-    print("|---|---|---|---|---|")
+    print(f"# bench_deconv {date.today()} | {platform.processor() or platform.machine()} | "
+          f"torch {torch.__version__} | threads {args.threads} | median of {args.repeats}")
+    print("| layer 6, 6 maps, bf16 channels-last | ConvTranspose2d ms | Deconv2x2 ms | speed-up | forward |")
+    print("|---|---:|---:|---:|---|")
     for side in (128, 96):
-        old = torch.nn.ConvTranspose2d(16, 64, 2, stride=2).to(memory_format=torch.channels_last)
-        new = Deconv2x2(16, 64).to(memory_format=torch.channels_last)
+        g = torch.Generator().manual_seed(0)
+        old = torch.nn.ConvTranspose2d(16, 64, 2, stride=2)
+        new = Deconv2x2(16, 64)
         new.load_state_dict(old.state_dict())
-        x = torch.randn(6, 16, side, side).contiguous(memory_format=torch.channels_last).requires_grad_()
-        grad = torch.randn(6, 64, 2 * side, 2 * side).to(torch.bfloat16).contiguous(
+        old, new = old.to(memory_format=torch.channels_last), new.to(memory_format=torch.channels_last)
+        x = torch.randn(6, 16, side, side, generator=g).contiguous(memory_format=torch.channels_last)
+        grad = torch.randn(6, 64, 2 * side, 2 * side, generator=g).to(torch.bfloat16).contiguous(
             memory_format=torch.channels_last)
-
-        def step(module, x=x, grad=grad):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                y = module(x)
-            y.backward(grad)
-            return y
-
-        same = bool(torch.equal(step(old), step(new)))
-        t_old = _time(lambda module=old: step(module), args.repeats)
-        t_new = _time(lambda module=new: step(module), args.repeats)
-        print(f"| 16 x {side} x {side} -> 64 x {2 * side} x {2 * side} | {t_old:.1f} | {t_new:.1f} | "
+        times: dict[str, list[float]] = {"old": [], "new": []}
+        outputs = {}
+        for i in range(args.repeats + 1):
+            for name, module in (("old", old), ("new", new)):
+                seconds, outputs[name] = _train_step(module, x, grad)
+                if i:  # the first round warms up
+                    times[name].append(seconds)
+        t_old, t_new = (statistics.median(times[k]) * 1e3 for k in ("old", "new"))
+        same = "identical" if torch.equal(outputs["old"], outputs["new"]) else "DIFFERENT"
+        print(f"| forward + backward, 16x{side}x{side} -> 64x{2 * side}x{2 * side} | {t_old:.1f} | {t_new:.1f} | "
               f"{t_old / t_new:.2f}x | {same} |")
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            evals: dict[str, list[float]] = {"old": [], "new": []}
+            for i in range(args.repeats + 1):
+                for name, module in (("old", old), ("new", new)):
+                    t = time.perf_counter()
+                    outputs[name] = module(x)
+                    if i:
+                        evals[name].append(time.perf_counter() - t)
+        e_old, e_new = (statistics.median(evals[k]) * 1e3 for k in ("old", "new"))
+        same = "identical" if torch.equal(outputs["old"], outputs["new"]) else "DIFFERENT"
+        print(f"| forward without gradient, 16x{side}x{side} | {e_old:.1f} | {e_new:.1f} | {e_old / e_new:.2f}x | "
+              f"{same} |")
 
 
 if __name__ == "__main__":
