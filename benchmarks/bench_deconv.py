@@ -60,18 +60,20 @@ def main() -> None:
         same = "identical" if torch.equal(outputs["old"], outputs["new"]) else "DIFFERENT"
         print(f"| forward + backward, 16x{side}x{side} -> 64x{2 * side}x{2 * side} | {t_old:.1f} | {t_new:.1f} | "
               f"{t_old / t_new:.2f}x | {same} |")
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        # the forward alone in both forms (gradient on, no backward: Deconv2x2 takes its 1x1 path), and without
+        # gradient, where Deconv2x2 runs the transposed convolution
+        for label, grad_mode in (("forward only, 1x1 form", True), ("forward without gradient", False)):
             evals: dict[str, list[float]] = {"old": [], "new": []}
-            for i in range(args.repeats + 1):
-                for name, module in (("old", old), ("new", new)):
-                    t = time.perf_counter()
-                    outputs[name] = module(x)
-                    if i:
-                        evals[name].append(time.perf_counter() - t)
-        e_old, e_new = (statistics.median(evals[k]) * 1e3 for k in ("old", "new"))
-        same = "identical" if torch.equal(outputs["old"], outputs["new"]) else "DIFFERENT"
-        print(f"| forward without gradient, 16x{side}x{side} | {e_old:.1f} | {e_new:.1f} | {e_old / e_new:.2f}x | "
-              f"{same} |")
+            with torch.set_grad_enabled(grad_mode), torch.autocast("cpu", dtype=torch.bfloat16):
+                for i in range(args.repeats + 1):
+                    for name, module in (("old", old), ("new", new)):
+                        t = time.perf_counter()
+                        outputs[name] = module(x).detach()
+                        if i:
+                            evals[name].append(time.perf_counter() - t)
+            e_old, e_new = (statistics.median(evals[k]) * 1e3 for k in ("old", "new"))
+            same = "identical" if torch.equal(outputs["old"], outputs["new"]) else "DIFFERENT"
+            print(f"| {label}, 16x{side}x{side} | {e_old:.1f} | {e_new:.1f} | {e_old / e_new:.2f}x | {same} |")
 
 
 if __name__ == "__main__":

@@ -60,8 +60,9 @@ class Deconv2x2(nn.ConvTranspose2d):
     tap, so the two are the same map (out[n, o, 2i+a, 2j+b] = bias[o] + sum_c x[n, c, i, j] W[c, o, a, b]).
 
     Why: on the 2-core CPU the bf16 channels-last backward of ``ConvTranspose2d`` is slow; the 1x1 form's forward +
-    backward took 113 against 179 ms (6 maps, 16 -> 64 channels, 128 -> 256 px; ``benchmarks/bench_deconv.py``).
-    Its forward alone is slower, so without gradient (evaluation, prediction) the transposed convolution runs.
+    backward took 94 against 142 ms (6 maps, 16 -> 64 channels, 128 -> 256 px; ``benchmarks/bench_deconv.py``).
+    Its forward alone is about half as fast, so without gradient (evaluation, prediction) the transposed
+    convolution runs.
     The training forward equals the transposed convolution bit for bit in the cpu profile's bf16 channels-last
     arithmetic and to float rounding in float32 (tested); gradients agree to rounding (the sums run in another
     order). Parameters and state-dict keys are ``nn.ConvTranspose2d``'s."""
