@@ -10,13 +10,11 @@ rounds after one warm-up round, measured in one run, and whether the forward out
 
 from __future__ import annotations
 
-import argparse
-import platform
 import statistics
 import time
-from datetime import date
 
 import torch
+from _timing import print_header, timing_args  # benchmarks/_timing.py (scripts run from benchmarks/)
 
 from cosegkit.models.siamese_unet import Deconv2x2
 
@@ -31,13 +29,8 @@ def _train_step(module: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"# bench_deconv {date.today()} | {platform.processor() or platform.machine()} | "
-          f"torch {torch.__version__} | threads {args.threads} | median of {args.repeats}")
+    args = timing_args(__doc__)
+    print_header("bench_deconv", args)
     print("| layer 6, 6 maps, bf16 channels-last | ConvTranspose2d ms | Deconv2x2 ms | speed-up | forward |")
     print("|---|---:|---:|---:|---|")
     for side in (128, 96):

@@ -17,13 +17,11 @@ an elliptic object of 15-45 % of each image. Old and new alternate, and the tabl
 
 from __future__ import annotations
 
-import argparse
-import platform
 import statistics
 import time
-from datetime import date
 
 import torch
+from _timing import print_header, timing_args  # benchmarks/_timing.py (scripts run from benchmarks/)
 
 from cosegkit.losses.group_loss import pixel_group_loss
 from cosegkit.losses.is_triplet import is_triplet_loss
@@ -57,13 +55,8 @@ def _step(loss_name: str, size: int, masks: torch.Tensor, logits: torch.Tensor, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"# bench_pixel_gather {date.today()} | {platform.processor() or platform.machine()} | "
-          f"torch {torch.__version__} | threads {args.threads} | median of {args.repeats}")
+    args = timing_args(__doc__)
+    print_header("bench_pixel_gather", args)
     print("| loss | maps | old ms | new ms | speed-up | check |")
     print("|---|---|---:|---:|---:|---|")
     for loss_name, size in (("IS-Triplet", 256), ("IS-Triplet", 192), ("Group Loss", 192)):
