@@ -31,7 +31,7 @@ from cosegkit.tasks import task_for
 from cosegkit.train.checkpoint import CHECKPOINT_NAME
 from cosegkit.train.data import single_thread
 from cosegkit.train.evaluate import eval_views, run_thresholds
-from cosegkit.train.modeling import eval_transform, load_trained_model, run_precision
+from cosegkit.train.modeling import eval_transform, load_trained_model, missing_weights_message, run_precision
 from cosegkit.train.records import CONFIG_NAME, read_json, write_json
 
 __all__ = ["COMBINATION_RULE", "PREDICTIONS_NAME", "collect_images", "predict_images", "add_predict_subcommand"]
@@ -130,10 +130,10 @@ def _resolve_device(device: str) -> str:
 def _check_run(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run directory")
-    for name, what in ((CONFIG_NAME, "config.json"), (CHECKPOINT_NAME, "checkpoint")):
-        if not (run_dir / name).is_file():
-            raise FileNotFoundError(f"{run_dir}: not a trained run (no {what} {name}); train one with "
-                                    "`cosegkit train`")
+    if not (run_dir / CONFIG_NAME).is_file():
+        raise FileNotFoundError(f"{run_dir}: not a trained run (no {CONFIG_NAME}); train one with `cosegkit train`")
+    if not (run_dir / CHECKPOINT_NAME).is_file():
+        raise FileNotFoundError(missing_weights_message(run_dir, read_json(run_dir / CONFIG_NAME)))
 
 
 def _check_out(out_dir: Path, overwrite: bool, inputs) -> None:

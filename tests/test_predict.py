@@ -264,6 +264,11 @@ def test_a_run_without_checkpoint_is_an_error(runs, tmp_path, capsys):
     assert predict(half, paths, out) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "checkpoint.pt" in err and str(half) in err
+    assert "cosegkit train --experiment unet-dice --profile smoke --seed 0" in err  # what to do about it
+    from cosegkit.train.modeling import load_trained_model  # evaluate's path says the same
+
+    with pytest.raises(FileNotFoundError, match="cosegkit train --experiment unet-dice --profile smoke --seed 0"):
+        load_trained_model(half)
     (half / "checkpoint.pt").write_bytes(b"garbage")
     assert predict(half, paths, out) == 2
     err = capsys.readouterr().err

@@ -20,7 +20,7 @@ from cosegkit.tasks.base import FEATURE_CACHE_ENV, unwrap
 from cosegkit.tasks.cosegnet import mine_negatives as _mine_negatives  # noqa: F401 (the tests' name)
 from cosegkit.tasks.siamese_unet import pixel_dml_loss
 from cosegkit.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from cosegkit.train.records import CONFIG_NAME, read_json
+from cosegkit.train.records import CONFIG_NAME, data_root_of_run, read_json
 from cosegkit.train.settings import ModelSettings, OptimSettings, TrainSettings, settings_from_dict
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "predict_probabilities",
     "pixel_dml_loss",
     "load_trained_model",
+    "missing_weights_message",
 ]
 
 
@@ -123,6 +124,16 @@ def run_precision(settings: TrainSettings, device: torch.device) -> tuple[bool, 
     return settings.amp and on_cuda, settings.channels_last and on_cuda
 
 
+def missing_weights_message(run_dir: Path, cfg: dict) -> str:
+    """What to do about a run folder without its checkpoint (such as a committed run, whose weights git does not
+    keep): the command that trains the run again, read from its config.json."""
+    root = data_root_of_run(run_dir, cfg)
+    command = (f"cosegkit train --experiment {cfg.get('experiment')} --profile {cfg.get('profile')} "
+               f"--seed {cfg.get('seed', 0)}" + (f" --data-root {root}" if root else "") + " --out NEW_FOLDER")
+    return (f"{run_dir}: no {CHECKPOINT_NAME}, so no trained weights (committed results keep a run's records, not "
+            f"its weights); train it first, e.g. `{command}` (its config.json lists every setting the run used)")
+
+
 def load_trained_model(run_dir, device: str | None = None):
     """(settings, model in eval mode with the final weights, device) of a finished or checkpointed run; the model
     is channels-last where the run's precision on that device says so (`run_precision`)."""
@@ -131,6 +142,8 @@ def load_trained_model(run_dir, device: str | None = None):
     settings = settings_from_dict(cfg["settings"])
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() and settings.device != "cpu" else "cpu"))
     model = build_model(replace(settings.model, pretrained=False))  # weights come from the checkpoint
+    if not (run_dir / CHECKPOINT_NAME).is_file():
+        raise FileNotFoundError(missing_weights_message(run_dir, cfg))
     ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location=dev, required=("model",))
     model.load_state_dict(ckpt["model"])
     model = model.to(dev).eval()
