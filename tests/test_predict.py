@@ -428,3 +428,19 @@ def test_unet_averages_the_probability_over_every_pairing(runs, monkeypatch, tmp
         else:  # the run's eval_threshold, not a fixed 0.5
             assert not m.any()
     assert _mask(out, "outlier").all()  # both of its partners are bright: 0.9 everywhere
+
+
+def test_the_missing_weights_message_names_the_runs_data_and_layout(tmp_path):
+    from cosegkit.train.modeling import missing_weights_message
+
+    data = tmp_path / "msrc"
+    data.mkdir()
+    run = tmp_path / "runs" / "r"
+    config = {"experiment": "cosegnet", "profile": "cpu", "seed": 3, "data_root": "../../msrc",
+              "settings": {"data": {"dataset": "msrc"}}}
+    message = missing_weights_message(run, config)
+    assert f"--experiment cosegnet --profile cpu --seed 3 --data-root {data} --dataset msrc --out" in message
+    config["settings"]["data"]["dataset"] = "folder"
+    assert "--dataset" not in missing_weights_message(run, config)  # the default layout needs no flag
+    config["data_root"] = None  # a synthetic run: no data root to name
+    assert "--data-root" not in missing_weights_message(run, config)

@@ -128,8 +128,10 @@ def missing_weights_message(run_dir: Path, cfg: dict) -> str:
     """What to do about a run folder without its checkpoint (such as a committed run, whose weights git does not
     keep): the command that trains the run again, read from its config.json."""
     root = data_root_of_run(run_dir, cfg)
+    layout = cfg.get("settings", {}).get("data", {}).get("dataset", "folder")
     command = (f"cosegkit train --experiment {cfg.get('experiment')} --profile {cfg.get('profile')} "
-               f"--seed {cfg.get('seed', 0)}" + (f" --data-root {root}" if root else "") + " --out NEW_FOLDER")
+               f"--seed {cfg.get('seed', 0)}" + (f" --data-root {root}" if root else "")
+               + (f" --dataset {layout}" if root and layout != "folder" else "") + " --out NEW_FOLDER")
     return (f"{run_dir}: no {CHECKPOINT_NAME}, so no trained weights (committed results keep a run's records, not "
             f"its weights); train it first, e.g. `{command}` (its config.json lists every setting the run used)")
 
@@ -141,9 +143,9 @@ def load_trained_model(run_dir, device: str | None = None):
     cfg = read_json(run_dir / CONFIG_NAME)
     settings = settings_from_dict(cfg["settings"])
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() and settings.device != "cpu" else "cpu"))
-    model = build_model(replace(settings.model, pretrained=False))  # weights come from the checkpoint
     if not (run_dir / CHECKPOINT_NAME).is_file():
         raise FileNotFoundError(missing_weights_message(run_dir, cfg))
+    model = build_model(replace(settings.model, pretrained=False))  # weights come from the checkpoint
     ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location=dev, required=("model",))
     model.load_state_dict(ckpt["model"])
     model = model.to(dev).eval()
