@@ -440,6 +440,9 @@ def test_the_missing_weights_message_names_the_runs_data_and_layout(tmp_path):
               "settings": {"data": {"dataset": "msrc"}}}
     message = missing_weights_message(run, config)
     assert f"--experiment cosegnet --profile cpu --seed 3 --data-root {data} --dataset msrc --out" in message
+    data.rmdir()  # the dataset is not where the run saw it: the command says so instead of naming a dead path
+    message = missing_weights_message(run, config)
+    assert "--data-root DATASET_FOLDER --dataset msrc" in message and f"trained on {data}, which is not here" in message
     config["settings"]["data"]["dataset"] = "folder"
     assert "--dataset" not in missing_weights_message(run, config)  # the default layout needs no flag
     config["data_root"] = None  # a synthetic run: no data root to name

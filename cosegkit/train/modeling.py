@@ -129,11 +129,14 @@ def missing_weights_message(run_dir: Path, cfg: dict) -> str:
     keep): the command that trains the run again, read from its config.json."""
     root = data_root_of_run(run_dir, cfg)
     layout = cfg.get("settings", {}).get("data", {}).get("dataset", "folder")
+    here = root is not None and Path(root).is_dir()
     command = (f"cosegkit train --experiment {cfg.get('experiment')} --profile {cfg.get('profile')} "
-               f"--seed {cfg.get('seed', 0)}" + (f" --data-root {root}" if root else "")
+               f"--seed {cfg.get('seed', 0)}" + (f" --data-root {root if here else 'DATASET_FOLDER'}" if root else "")
                + (f" --dataset {layout}" if root and layout != "folder" else "") + " --out NEW_FOLDER")
+    moved = f"; it was trained on {root}, which is not here" if root and not here else ""
     return (f"{run_dir}: no {CHECKPOINT_NAME}, so no trained weights (committed results keep a run's records, not "
-            f"its weights); train it first, e.g. `{command}` (its config.json lists every setting the run used)")
+            f"its weights); train it first, e.g. `{command}` (its config.json lists every setting the run used"
+            f"{moved})")
 
 
 def load_trained_model(run_dir, device: str | None = None):
