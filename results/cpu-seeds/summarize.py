@@ -13,7 +13,7 @@ in their test images as well as in their training.
 from pathlib import Path
 
 from cosegkit.report import mean_ci95
-from cosegkit.tables import pair_resampled_ci95, runs_frame
+from cosegkit.tables import add_gain_over_baseline, pair_resampled_ci95, runs_frame
 from cosegkit.train.engine import read_run_result
 from cosegkit.train.records import format_commit, read_json
 
@@ -43,15 +43,18 @@ def main() -> None:
     print("\n| over seeds 0-2 | mean ± 95 % CI (Student t over seeds) | per seed |")
     print("|---|---|---|")
 
-    def line(name, values):
-        mean, half = mean_ci95(values)
+    def line(name, values, mean_half=None):
+        mean, half = mean_ci95(values) if mean_half is None else mean_half
         print(f"| {name} | {mean:.3f} ± {half:.3f} | {', '.join(f'{v:.3f}' for v in values)} |")
 
-    by = {e: runs[runs.experiment == e].sort_values("seed") for e in CLAIMS}
+    by = {e: runs[runs.experiment == e].set_index("seed").sort_index() for e in CLAIMS}
     line("`unet-dice` test J", by["unet-dice"].test_J.to_numpy())
     line("`unet-single-image` test J", by["unet-single-image"].test_J.to_numpy())
-    gains = by["unet-dice"].test_J.to_numpy() - by["unet-single-image"].test_J.to_numpy()
-    line("pair gain, `unet-dice` − `unet-single-image` (same seed and split)", gains)
+    unet = runs[runs.experiment.isin(["unet-dice", "unet-single-image"])]
+    gain = add_gain_over_baseline(unet, "unet-single-image").set_index("experiment").loc["unet-dice"]
+    per_seed = (by["unet-dice"].test_J - by["unet-single-image"].test_J).dropna()  # paired by seed
+    line("pair gain, `unet-dice` − `unet-single-image` (same seed and split)", per_seed.to_numpy(),
+         (gain.gain_test_J, gain.gain_test_J_ci95))
     line("`cosegnet` test J after the gate", by["cosegnet"].test_J.to_numpy())
     line("`cosegnet` decision accuracy, positive pairs", by["cosegnet"].positive_decision_accuracy.to_numpy())
     line("`cosegnet` decision accuracy, negative pairs", by["cosegnet"].decision_accuracy.to_numpy())
